@@ -1,0 +1,75 @@
+"""Start both sandboxes in the foreground on 127.0.0.1: ``python -m sandboxes`` (``make sandbox``)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from sandboxes.common.app import build_app
+from sandboxes.invoiced.service import InvoicedService
+from sandboxes.poweroffice_go.service import PowerOfficeGoService
+from sandboxes.settings import SandboxSettings
+
+
+async def serve(settings: SandboxSettings, seed: dict | None, ready_file: str | None) -> None:
+    """Run both apps until SIGINT/SIGTERM."""
+    pogo = PowerOfficeGoService(settings)
+    invoiced = InvoicedService(settings)
+    if seed:
+        pogo.seed(seed.get("poweroffice_go", {}))
+        invoiced.seed(seed.get("invoiced", {}))
+    runners = []
+    for service, port in ((pogo, settings.pogo_port), (invoiced, settings.invoiced_port)):
+        runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, settings.host, port, backlog=512).start()
+        runners.append(runner)
+    base = f"http://{settings.host}"
+    print(
+        f"PowerOffice Go sandbox: {base}:{settings.pogo_port}  (token: POST /OAuth/Token, API: /v2/...)\n"
+        f"  Authorization: Basic base64(application key:client key) = "
+        f"{settings.pogo_application_key}:{settings.pogo_client_key}\n"
+        f"  Ocp-Apim-Subscription-Key: {settings.pogo_subscription_key}\n"
+        f"Invoiced sandbox:        {base}:{settings.invoiced_port}  (API: /customers, /invoices, ...)\n"
+        f"  HTTP Basic, API key as username, empty password: {settings.invoiced_api_key}:\n"
+        f"Admin (both): /_sandbox/health, reset, seed, records/<entity>, faults, counters, config\n"
+        "Ctrl-C stops both.",
+        flush=True,
+    )
+    if ready_file:
+        with open(ready_file, "w") as handle:
+            json.dump({"pid": os.getpid(), "pogo_port": settings.pogo_port, "invoiced_port": settings.invoiced_port}, handle)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for runner in runners:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options (ports default to the environment) and serve."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pogo-port", type=int)
+    parser.add_argument("--invoiced-port", type=int)
+    parser.add_argument("--seed", help="JSON seed spec: {\"poweroffice_go\": {...}, \"invoiced\": {...}}")
+    parser.add_argument("--ready-file", help="write the PID and ports here once both listen")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    if args.pogo_port is not None:
+        env["POGO_SANDBOX_PORT"] = str(args.pogo_port)
+    if args.invoiced_port is not None:
+        env["INVOICED_SANDBOX_PORT"] = str(args.invoiced_port)
+    settings = SandboxSettings.from_env(env)
+    asyncio.run(serve(settings, json.loads(args.seed) if args.seed else None, args.ready_file))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Fault injection that tests switch on through the admin surface."""
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+
+
+@dataclasses.dataclass
+class Faults:
+    """Faults applied to API requests (never to the admin surface).
+
+    Rates are probabilities in [0, 1]; ``path_pattern`` and ``methods`` narrow which requests are hit.
+    """
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    error_status: int = 503
+    burst_429: int = 0
+    retry_after: float | None = None
+    drop_rate: float = 0.0
+    drop_after_rate: float = 0.0
+    hang_rate: float = 0.0
+    hang_seconds: float = 30.0
+    slow_body_ms: float = 0.0
+    malformed_rate: float = 0.0
+    path_pattern: str | None = None
+    methods: list[str] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._pattern = re.compile(self.path_pattern) if self.path_pattern else None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Faults":
+        """Build from an admin request body, refusing unknown keys."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown fault settings: {sorted(unknown)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        """Return the settings as JSON-able data."""
+        return dataclasses.asdict(self)
+
+    def applies_to(self, method: str, path: str) -> bool:
+        """Tell whether this request is in scope of the faults."""
+        if self.methods and method.upper() not in {m.upper() for m in self.methods}:
+            return False
+        return not self._pattern or bool(self._pattern.search(path))
+
+    def roll(self, rate: float) -> bool:
+        """Draw from the seeded generator, so that a fault run is repeatable."""
+        return rate > 0 and self._rng.random() < rate
+
+    def take_429(self) -> bool:
+        """Consume one request of a pending 429 burst."""
+        if self.burst_429 > 0:
+            self.burst_429 -= 1
+            return True
+        return False
