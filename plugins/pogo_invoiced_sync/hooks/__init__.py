@@ -1,0 +1,28 @@
+"""Airflow hooks for PowerOffice Go and Invoiced, and the errors they raise."""
+from __future__ import annotations
+
+from .common import (
+    AmbiguousWriteError,
+    ApiError,
+    AuthenticationError,
+    ConflictError,
+    MalformedResponseError,
+    NotFoundError,
+    PermanentApiError,
+    RetryableApiError,
+)
+from .invoiced import InvoicedHook
+from .poweroffice_go import PowerOfficeGoHook
+
+__all__ = [
+    "AmbiguousWriteError",
+    "ApiError",
+    "AuthenticationError",
+    "ConflictError",
+    "InvoicedHook",
+    "MalformedResponseError",
+    "NotFoundError",
+    "PermanentApiError",
+    "PowerOfficeGoHook",
+    "RetryableApiError",
+]

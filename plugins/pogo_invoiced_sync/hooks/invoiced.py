@@ -1,0 +1,197 @@
+"""Airflow hook for the Invoiced REST API: Basic auth with the API key, Link-header paging, idempotency keys.
+
+Connection ``invoiced_default`` (conn_type ``http``, JSON form)::
+
+    {"conn_type": "http", "host": "https://api.invoiced.com", "login": "<API key>", "password": "",
+     "extra": {"max_in_flight": 10, "verify": true, "timeout": 60}}
+
+Invoiced allows at most 20 requests in flight per API key. Within one process every hook using the same key shares
+one semaphore of ``max_in_flight`` slots (default 10, capped at 19). Across processes and workers the Airflow pool
+``invoiced_api`` (1 slot) serialises the tasks that talk to Invoiced, so the process-local limiter is exact.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urljoin
+
+from requests.auth import HTTPBasicAuth
+
+from .common import ApiHook, InFlightLimiter, MalformedResponseError, shared
+
+SERVER_IN_FLIGHT_LIMIT = 20
+MAX_PER_PAGE = 100
+
+
+class InvoicedHook(ApiHook):
+    """Talk to Invoiced with retries, paging and a shared in-flight limiter.
+
+    :param http_conn_id: connection id, default ``invoiced_default``.
+    :param max_attempts: attempts per call including the first (default 6).
+    :param backoff_base: first backoff in seconds, doubling per attempt with jitter (default 0.5).
+    :param backoff_max: cap of one backoff wait in seconds (default 30).
+    """
+
+    conn_name_attr = "http_conn_id"
+    default_conn_name = "invoiced_default"
+    conn_type = "http"
+    hook_name = "Invoiced"
+
+    system = "Invoiced"
+    own_extras = frozenset({"max_in_flight", "max_workers"})
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel the generic HTTP form for an Invoiced API key."""
+        return {
+            "hidden_fields": ["schema", "port", "password"],
+            "relabeling": {"host": "API base URL", "login": "API key"},
+            "placeholders": {"host": "https://api.invoiced.com",
+                             "extra": json.dumps({"max_in_flight": 10, "verify": True, "timeout": 60})},
+        }
+
+    # ------------------------------------------------------------------ connection
+
+    def _secrets(self, conn: Any) -> list[str]:
+        return [conn.login, conn.password]
+
+    def _configure(self, conn: Any) -> None:
+        super()._configure(conn)
+        if not conn.login:
+            raise ValueError(f"Connection {self.http_conn_id!r}: login (the API key) is required")
+        requested = int(conn.extra_dejson.get("max_in_flight", 10))
+        if requested < 1:
+            raise ValueError(f"Connection {self.http_conn_id!r}: max_in_flight must be at least 1")
+        if requested >= SERVER_IN_FLIGHT_LIMIT:
+            self.log.warning("max_in_flight %d would hit Invoiced's limit of %d; using %d", requested,
+                             SERVER_IN_FLIGHT_LIMIT, SERVER_IN_FLIGHT_LIMIT - 1)
+            requested = SERVER_IN_FLIGHT_LIMIT - 1
+        self.max_in_flight = requested
+        self.max_workers = int(conn.extra_dejson.get("max_workers", requested))
+        self._credential = (self.base_url, conn.login)
+
+    def _extract_auth(self, connection: Any) -> HTTPBasicAuth:
+        """API key as the user name, empty password (None would be sent as the string 'None')."""
+        return HTTPBasicAuth(connection.login, "")
+
+    def _limiter(self) -> InFlightLimiter:
+        self.connection()
+        return shared("invoiced-in-flight", self._credential, lambda: InFlightLimiter(self.max_in_flight))
+
+    def _error_message(self, body: Any, text: str) -> str:
+        """Invoiced's ``message``, plus ``param`` when one field caused the error."""
+        if isinstance(body, Mapping) and body.get("message"):
+            param = body.get("param")
+            return f"{body['message']} (param: {param})" if param else str(body["message"])
+        return text.strip()[:200] or "no error body"
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, endpoint: str, params: Mapping[str, Any] | None = None) -> dict | None:
+        """GET one object; None on 404."""
+        return self.request_json("GET", endpoint, params=params, not_found_ok=True)
+
+    def iter_pages(
+        self, endpoint: str, params: Mapping[str, Any] | None = None, per_page: int = MAX_PER_PAGE
+    ) -> Iterator[list[dict]]:
+        """Yield every page of a list endpoint, following ``Link: <...>; rel="next"`` verbatim to the end.
+
+        Bracket parameters work as keys (``{"filter[number]": "X"}``) or nested (``{"metadata": {"k": "v"}}``).
+        """
+        if not 1 <= per_page <= MAX_PER_PAGE:
+            raise ValueError(f"per_page must be between 1 and {MAX_PER_PAGE}")
+        url = self.url_for(endpoint, {**(params or {}), "per_page": per_page})
+        seen = {url}
+        while True:
+            response = self.request("GET", url)
+            rows = response.json() if response.content.strip() else []
+            if not isinstance(rows, list):
+                raise MalformedResponseError(self.system, response.status_code,
+                                             f"expected a JSON array, got {type(rows).__name__}",
+                                             method="GET", path=endpoint)
+            if rows:
+                yield rows
+            following = response.links.get("next", {}).get("url")
+            if not following:
+                return
+            url = urljoin(url, following)
+            if url in seen:  # a server bug must not make us loop forever
+                raise MalformedResponseError(self.system, response.status_code, "Link rel=next points back to "
+                                             "a page already read", method="GET", path=endpoint)
+            seen.add(url)
+
+    def iter_changed(
+        self,
+        endpoint: str,
+        since_unix: int | None,
+        params: Mapping[str, Any] | None = None,
+        per_page: int = MAX_PER_PAGE,
+    ) -> Iterator[list[dict]]:
+        """Yield pages of objects updated strictly after ``since_unix`` (all when None), oldest first."""
+        query = {**(params or {}), "sort": "updated_at asc"}
+        if since_unix is not None:
+            query["updated_after"] = int(since_unix)
+        return self.iter_pages(endpoint, query, per_page=per_page)
+
+    # ------------------------------------------------------------------ writes
+
+    def create(
+        self,
+        endpoint: str,
+        body: Mapping[str, Any],
+        idempotency_key: str | None = None,
+        retry_unsafe: bool = False,
+    ) -> dict:
+        """POST a new object and return it (with its ``id``).
+
+        :param idempotency_key: sent as ``Idempotency-Key`` (6-64 characters); Invoiced replays the first answer.
+        :param retry_unsafe: True when repeating the POST cannot duplicate (an idempotency key or a unique
+            external reference); only then is it retried on 5xx, read timeouts and dropped connections.
+        """
+        created = self.request_json("POST", endpoint, json_body=dict(body), retry_unsafe=retry_unsafe,
+                                    headers=_idempotency(idempotency_key))
+        return self.require_id(created, "POST", endpoint)
+
+    def update(self, endpoint: str, body: Mapping[str, Any], idempotency_key: str | None = None) -> dict:
+        """PATCH an object with the given fields and return it."""
+        updated = self.request_json("PATCH", endpoint, json_body=dict(body), headers=_idempotency(idempotency_key))
+        return self.require_id(updated, "PATCH", endpoint)
+
+    def post(
+        self,
+        endpoint: str,
+        body: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        retry_unsafe: bool = False,
+    ) -> dict | None:
+        """POST an action such as ``invoices/{id}/void`` (an empty body is sent as ``{}``); return the answer."""
+        return self.request_json("POST", endpoint, json_body=dict(body or {}), retry_unsafe=retry_unsafe,
+                                 headers=_idempotency(idempotency_key))
+
+    def delete(self, endpoint: str) -> bool:
+        """DELETE an object; False when it was already gone (404)."""
+        return self.request("DELETE", endpoint, expect_json=False, not_found_ok=True) is not None
+
+    # ------------------------------------------------------------------ UI
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read one customer to check the key and the URL."""
+        attempts, self.max_attempts = self.max_attempts, min(self.max_attempts, 2)
+        try:
+            self.request("GET", "customers", params={"per_page": 1})
+            return True, "Connection successfully tested"
+        except Exception as exc:  # the UI wants a message, not a traceback; messages carry no secrets
+            return False, str(exc)
+        finally:
+            self.max_attempts = attempts
+
+
+def _idempotency(key: str | None) -> dict[str, str]:
+    """The ``Idempotency-Key`` header, validated as Invoiced does (6-64 characters)."""
+    if key is None:
+        return {}
+    if not 6 <= len(key) <= 64:
+        raise ValueError("idempotency_key must be 6 to 64 characters long")
+    return {"Idempotency-Key": key}
+

@@ -1,0 +1,367 @@
+"""Airflow hook for the PowerOffice Go API v2: OAuth client-credentials tokens, paging, JSON Patch, rate limiting.
+
+Connection ``poweroffice_go_default`` (conn_type ``http``, JSON form)::
+
+    {"conn_type": "http", "host": "https://goapi.poweroffice.net/v2",
+     "login": "<application key>", "password": "<client key>",
+     "extra": {"subscription_key": "<subscription key>", "requests_per_second": 10,
+               "token_url": "https://goapi.poweroffice.net/OAuth/Token", "verify": true, "timeout": 60}}
+
+``token_url`` defaults to ``host`` with its trailing ``/v2`` replaced by ``/OAuth/Token`` (so the demo host
+``https://goapi.poweroffice.net/Demo/v2`` gets ``.../Demo/OAuth/Token``).
+
+PowerOffice allows 10 requests per second per subscription key. Within one process every hook using the same
+subscription key shares one limiter and every hook using the same keys shares one token. Across processes and
+workers the Airflow pool ``poweroffice_go_api`` (1 slot) serialises the tasks that talk to PowerOffice Go, so the
+process-local limiter is exact.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from .common import (
+    ApiHook,
+    AuthenticationError,
+    MalformedResponseError,
+    PermanentApiError,
+    RequestRateLimiter,
+    find_key,
+    mask_secret,
+    shared,
+)
+
+MAX_PAGE_SIZE = 20_000
+CHANGED_SINCE_PARAM = "lastChangedDateTimeOffsetGreaterThan"
+_TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
+
+
+class _Token:
+    """One cached access token per credential, renewed by a single thread at a time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.value: str | None = None
+        self.renew_at = 0.0
+
+
+class PowerOfficeGoHook(ApiHook):
+    """Talk to PowerOffice Go v2 with a cached bearer token, retries and a shared 10 rps limiter.
+
+    :param http_conn_id: connection id, default ``poweroffice_go_default``.
+    :param max_attempts: attempts per call including the first (default 6).
+    :param backoff_base: first backoff in seconds, doubling per attempt with jitter (default 0.5).
+    :param backoff_max: cap of one backoff wait in seconds (default 30).
+    """
+
+    conn_name_attr = "http_conn_id"
+    default_conn_name = "poweroffice_go_default"
+    conn_type = "http"
+    hook_name = "PowerOffice Go"
+
+    system = "PowerOffice Go"
+    own_extras = frozenset({"subscription_key", "token_url", "requests_per_second", "max_workers"})
+    min_429_wait = 1.0  # PowerOffice: "wait at least 1 s" when throttled
+    max_page_size: ClassVar[int] = MAX_PAGE_SIZE
+
+    def __init__(self, http_conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(http_conn_id, **kwargs)
+        self._token_requests = 0
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel the generic HTTP form for PowerOffice Go keys."""
+        return {
+            "hidden_fields": ["schema", "port"],
+            "relabeling": {"host": "API base URL (incl. /v2)", "login": "Application key",
+                           "password": "Client key"},
+            "placeholders": {
+                "host": "https://goapi.poweroffice.net/v2",
+                "extra": json.dumps({"subscription_key": "", "requests_per_second": 10, "verify": True,
+                                     "timeout": 60}),
+            },
+        }
+
+    # ------------------------------------------------------------------ connection
+
+    def _secrets(self, conn: Any) -> list[str]:
+        return [conn.login, conn.password, conn.extra_dejson.get("subscription_key")]
+
+    def _configure(self, conn: Any) -> None:
+        super()._configure(conn)
+        extra = conn.extra_dejson
+        if not conn.login or not conn.password:
+            raise ValueError(f"Connection {self.http_conn_id!r}: login (application key) and password "
+                             "(client key) are required")
+        self.subscription_key = extra.get("subscription_key")
+        if not self.subscription_key:
+            raise ValueError(f"Connection {self.http_conn_id!r}: extra 'subscription_key' is required")
+        host = (conn.host or "").rstrip("/")
+        token_url = extra.get("token_url")
+        if not token_url:
+            if not host.lower().endswith("/v2"):
+                raise ValueError(f"Connection {self.http_conn_id!r}: host must end with /v2, or set extra "
+                                 "'token_url'")
+            token_url = host[: -len("/v2")] + "/OAuth/Token"
+        self.token_url = token_url
+        self.requests_per_second = float(extra.get("requests_per_second", 10))
+        self.max_workers = int(extra.get("max_workers", 4))
+        self._basic = base64.b64encode(f"{conn.login}:{conn.password}".encode()).decode()
+        self._credential = (self.token_url, conn.login, conn.password, self.subscription_key)
+
+    def _extract_auth(self, connection: Any) -> None:
+        """No session auth: HttpHook would send the keys as Basic auth; calls carry a bearer token instead."""
+        return None
+
+    def _limiter(self) -> RequestRateLimiter:
+        # APIM counts per subscription key, whatever the client key
+        self.connection()
+        return shared("pogo-rps", (self.subscription_key,),
+                      lambda: RequestRateLimiter(self.requests_per_second))
+
+    # ------------------------------------------------------------------ tokens
+
+    def _token_cache(self) -> _Token:
+        self.connection()
+        return shared("pogo-token", self._credential, _Token)
+
+    def get_token(self) -> str:
+        """Return a valid access token, requesting one if none is cached or it is near expiry."""
+        cache = self._token_cache()
+        with cache.lock:
+            if cache.value is None or time.monotonic() >= cache.renew_at:
+                cache.value, cache.renew_at = self._request_token()
+            return cache.value
+
+    def _request_token(self) -> tuple[str, float]:
+        """POST the client-credentials grant; return the token and when to renew it."""
+        started = time.monotonic()
+        with self._stats_lock:
+            self._token_requests += 1
+        try:
+            body = self.request_json(
+                "POST", self.token_url, data="grant_type=client_credentials", authenticate=False,
+                retry_unsafe=True,  # a token request changes nothing, so repeating it is harmless
+                headers={"Authorization": f"Basic {self._basic}",
+                         "Ocp-Apim-Subscription-Key": self.subscription_key,
+                         "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+            )
+        except PermanentApiError as exc:
+            raise AuthenticationError(self.system, exc.status, f"token request refused: {exc.message}",
+                                      method="POST", path=exc.path) from None
+        token = find_key(body, "access_token")
+        if not token:
+            raise MalformedResponseError(self.system, None, "token response has no access_token",
+                                         method="POST", path=self.token_url)
+        mask_secret(token)
+        try:
+            lifetime = float(find_key(body, "expires_in") or 600)
+        except (TypeError, ValueError):
+            lifetime = 600.0
+        # renew 60 s early, or at half-life for short lifetimes
+        return token, started + lifetime - min(60.0, lifetime / 2)
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.get_token()}", "Ocp-Apim-Subscription-Key": self.subscription_key}
+
+    def _renew_auth(self, used_headers: Mapping[str, str]) -> bool:
+        cache = self._token_cache()
+        with cache.lock:
+            # another thread may already have renewed it; only drop the token that was refused
+            if cache.value and used_headers.get("Authorization") == f"Bearer {cache.value}":
+                cache.value = None
+        return True
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Calls by method and status, retries, token requests and renewals, seconds waited in the limiter."""
+        stats = super().stats
+        with self._stats_lock:
+            stats["token_requests"] = self._token_requests
+        return stats
+
+    # ------------------------------------------------------------------ errors
+
+    def _error_message(self, body: Any, text: str) -> str:
+        """ProblemDetails ``title``/``detail`` (any casing), APIM ``message`` or OAuth ``error_description``."""
+        if isinstance(body, Mapping):
+            parts = [str(find_key(body, k)) for k in ("title", "detail") if find_key(body, k)]
+            errors = find_key(body, "errors")
+            if isinstance(errors, Mapping):
+                parts += [f"{field}: {'; '.join(map(str, msgs if isinstance(msgs, list) else [msgs]))}"
+                          for field, msgs in errors.items()]
+            if not parts:
+                parts = [str(find_key(body, k)) for k in ("error", "error_description", "message")
+                         if find_key(body, k)]
+            if parts:
+                return " - ".join(parts)
+        return text.strip()[:200] or "no error body"
+
+    def _default_429_wait(self, body: Any) -> float | None:
+        # APIM says "Rate limit is exceeded. Try again in 1 seconds." when it sends no Retry-After
+        match = _TRY_AGAIN.search(str(find_key(body, "message") or ""))
+        return float(match.group(1)) if match else None
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, endpoint: str, params: Mapping[str, Any] | None = None) -> dict | None:
+        """GET one object; None on 404."""
+        return self.request_json("GET", endpoint, params=params, not_found_ok=True)
+
+    def iter_pages(
+        self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int = 5000
+    ) -> Iterator[list[dict]]:
+        """Yield every page of a list endpoint as a list, from ``PageNumber`` 1 to the end.
+
+        Stops on 204, an empty body or array, fewer than ``page_size`` rows, or an ``X-Pagination`` header
+        without ``nextPageLink``.
+        """
+        if not 1 <= page_size <= self.max_page_size:
+            raise ValueError(f"page_size must be between 1 and {self.max_page_size}")
+        base = {k: v for k, v in (params or {}).items() if k.lower() not in ("pagenumber", "pagesize")}
+        page = 1
+        while True:
+            response = self.request("GET", endpoint, params={**base, "PageNumber": page, "PageSize": page_size})
+            if response.status_code == 204 or not response.content.strip():
+                return
+            rows = response.json()
+            if not isinstance(rows, list):
+                raise MalformedResponseError(self.system, response.status_code,
+                                             f"expected a JSON array, got {type(rows).__name__}",
+                                             method="GET", path=endpoint)
+            if not rows:
+                return
+            yield rows
+            if len(rows) < page_size or not self._has_next_page(response.headers.get("X-Pagination")):
+                return
+            page += 1
+
+    @staticmethod
+    def _has_next_page(header: str | None) -> bool:
+        """Read ``nextPageLink`` from ``X-Pagination``; a missing or unreadable header says nothing (True)."""
+        if not header:
+            return True
+        try:
+            pagination = json.loads(header)
+        except ValueError:
+            return True
+        return not isinstance(pagination, Mapping) or bool(find_key(pagination, "nextPageLink"))
+
+    def iter_changed(
+        self,
+        endpoint: str,
+        since: dt.datetime | None,
+        params: Mapping[str, Any] | None = None,
+        page_size: int = 5000,
+        since_param: str = CHANGED_SINCE_PARAM,
+    ) -> Iterator[list[dict]]:
+        """Yield pages of records changed strictly after ``since`` (all records when None; naive = UTC)."""
+        query = dict(params or {})
+        if since is not None:
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=dt.timezone.utc)
+            query[since_param] = since.isoformat()
+        return self.iter_pages(endpoint, query, page_size=page_size)
+
+    # ------------------------------------------------------------------ writes
+
+    def create(self, endpoint: str, body: Mapping[str, Any], retry_unsafe: bool = False) -> dict:
+        """POST a new object and return it (with its ``Id``).
+
+        :param retry_unsafe: True when repeating the POST cannot duplicate (e.g. it carries a unique
+            ``ExternalImportReference``); only then is it retried on 5xx, read timeouts and dropped connections.
+        """
+        created = self.request_json("POST", endpoint, json_body=dict(body), retry_unsafe=retry_unsafe)
+        return self.require_id(created, "POST", endpoint)
+
+    def patch(
+        self, endpoint: str, changes: Mapping[str, Any] | list[dict], current: Mapping[str, Any] | None = None
+    ) -> dict | None:
+        """PATCH an object with dotted-path ``changes`` (or a ready RFC 6902 list); return the updated object.
+
+        Returns None without calling the API when there is nothing to change.
+        """
+        operations = changes if isinstance(changes, list) else self.json_patch(changes, current)
+        if not operations:
+            return None
+        updated = self.request_json(
+            "PATCH", endpoint, data=json.dumps(operations, separators=(",", ":")),
+            headers={"Content-Type": "application/json-patch+json"},
+        )
+        return self.require_id(updated, "PATCH", endpoint)
+
+    def delete(self, endpoint: str) -> bool:
+        """DELETE an object; False when it was already gone (404)."""
+        return self.request("DELETE", endpoint, expect_json=False, not_found_ok=True) is not None
+
+    @staticmethod
+    def json_patch(changes: Mapping[str, Any], current: Mapping[str, Any] | None = None) -> list[dict]:
+        """Turn ``{"Name": "X", "MailAddress.City": "Oslo"}`` into RFC 6902 ``replace`` operations.
+
+        When ``current`` is given and a parent object on a dotted path is null or absent there (e.g. a customer
+        without ``MailAddress``), one ``add`` of the whole parent object replaces the nested operations, because
+        a ``replace`` below a null parent fails.
+        """
+        operations: list[dict] = []
+        nested: dict[str, dict[str, Any]] = {}
+        order: list[tuple[str, str]] = []
+        for key, value in changes.items():
+            head, _, rest = key.partition(".")
+            if rest:
+                if head not in nested:
+                    nested[head] = {}
+                    order.append(("nested", head))
+                nested[head][rest] = value
+            else:
+                order.append(("plain", key))
+        for kind, key in order:
+            if kind == "plain":
+                operations.append({"op": "replace", "path": f"/{_pointer(key)}", "value": changes[key]})
+                continue
+            parent = find_key(current, key) if current is not None else None
+            if current is not None and parent is None:
+                operations.append({"op": "add", "path": f"/{_pointer(key)}", "value": _nest(nested[key])})
+                continue
+            for op in PowerOfficeGoHook.json_patch(nested[key], parent if isinstance(parent, Mapping) else None):
+                operations.append({**op, "path": f"/{_pointer(key)}{op['path']}"})
+        return operations
+
+    # ------------------------------------------------------------------ UI
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Get a token and read ``/ClientIntegrationInformation`` (or one customer)."""
+        attempts, self.max_attempts = self.max_attempts, min(self.max_attempts, 2)
+        try:
+            info = self.get("ClientIntegrationInformation")
+            if info is None:
+                self.request("GET", "Customers", params={"PageSize": 1})
+                return True, "Connection successfully tested"
+            name = find_key(info, "ClientName")
+            return True, f"Connection successfully tested{f' (client {name})' if name else ''}"
+        except Exception as exc:  # the UI wants a message, not a traceback; messages carry no secrets
+            return False, str(exc)
+        finally:
+            self.max_attempts = attempts
+
+
+def _pointer(token: str) -> str:
+    """Escape one JSON Pointer token (RFC 6901)."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn ``{"City": "Oslo", "Geo.Lat": 1}`` into ``{"City": "Oslo", "Geo": {"Lat": 1}}``."""
+    result: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = result
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return result
