@@ -1,0 +1,419 @@
+"""The link store in PostgreSQL: links with their merge base, the record mirror, staging, plan, intents and sync log.
+
+Every statement is parameterised; bulk work goes through ``executemany`` (pipelined by psycopg 3) or ``COPY``.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from pogo_invoiced_sync.engine.schema import MIGRATIONS
+
+DEFAULT_SCHEMA = "pogo_invoiced_sync"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+class LinkStore:
+    """Access to the sync state of all flows in one PostgreSQL schema."""
+
+    def __init__(self, connect: Callable[[], psycopg.Connection], schema: str = DEFAULT_SCHEMA) -> None:
+        self._connect = connect
+        self.schema = schema
+        self._conn: psycopg.Connection | None = None
+
+    # -- connection and schema ---------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        """A lazily opened connection (no database work happens before the first statement)."""
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+            self._conn.autocommit = False
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = None
+
+    def q(self, text: str) -> sql.Composed:
+        """SQL with ``{s}`` standing for the store's schema."""
+        return sql.SQL(text).format(s=sql.Identifier(self.schema))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg.Cursor]:
+        """One transaction; rolled back on error."""
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            yield cur
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema; safe to run concurrently and repeatedly. Returns the version."""
+        with self.transaction() as cur:
+            # Serialise concurrent migrations of the same schema.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"migrate:{self.schema}",))
+            cur.execute(self.q("CREATE SCHEMA IF NOT EXISTS {s}"))
+            cur.execute(self.q("CREATE TABLE IF NOT EXISTS {s}.schema_version "
+                               "(version integer PRIMARY KEY, description text NOT NULL, "
+                               "applied_at timestamptz NOT NULL DEFAULT now())"))
+            cur.execute(self.q("SELECT coalesce(max(version), 0) FROM {s}.schema_version"))
+            current = cur.fetchone()[0]
+            for version, description, ddl in MIGRATIONS:
+                if version > current:
+                    cur.execute(self.q(ddl))
+                    cur.execute(self.q("INSERT INTO {s}.schema_version (version, description) VALUES (%s, %s)"),
+                                (version, description))
+                    current = version
+        return current
+
+    @contextlib.contextmanager
+    def flow_lock(self, flow: str) -> Iterator[None]:
+        """Hold the flow's lock for the block: concurrent runs of one flow take turns on the state."""
+        key = f"{self.schema}:flow:{flow}"
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        self.conn.commit()
+        try:
+            yield
+        finally:
+            if not self.conn.closed:
+                self.conn.rollback()
+                with self.conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+                self.conn.commit()
+
+    # -- runs ----------------------------------------------------------------------------------------------
+
+    def start_run(self, flow: str, run_id: str, params: dict) -> None:
+        """Record a run's start and params (a retried task keeps the first start)."""
+        with self.transaction() as cur:
+            cur.execute(self.q("INSERT INTO {s}.runs (flow, run_id, params) VALUES (%s, %s, %s) "
+                               "ON CONFLICT (flow, run_id) DO NOTHING"), (flow, run_id, Jsonb(params)))
+
+    def finish_run(self, flow: str, run_id: str, summary: dict) -> None:
+        """Store the run's summary report."""
+        with self.transaction() as cur:
+            cur.execute(self.q("INSERT INTO {s}.runs (flow, run_id, summary, finished_at) VALUES (%s, %s, %s, now()) "
+                               "ON CONFLICT (flow, run_id) DO UPDATE SET summary = EXCLUDED.summary, finished_at = now()"),
+                        (flow, run_id, Jsonb(summary)))
+
+    # -- extract ------------------------------------------------------------------------------------------
+
+    def cursor(self, flow: str, system: str) -> dt.datetime | None:
+        """The change time up to which ``system`` has been read for ``flow``."""
+        with self.transaction() as cur:
+            cur.execute(self.q("SELECT cursor FROM {s}.cursors WHERE flow = %s AND system = %s"), (flow, system))
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    def write_staging(self, flow: str, run_id: str, system: str, pages: Iterable[list[tuple[str, dict]]],
+                      full_scan: bool, since: dt.datetime | None, max_changed_at: Callable[[], dt.datetime | None],
+                      api_calls: Callable[[], int]) -> int:
+        """Replace this run's staged rows of ``system`` with ``pages`` of (record id, payload), streamed by COPY."""
+        count = 0
+        with self.transaction() as cur:
+            cur.execute(self.q("DELETE FROM {s}.staging WHERE flow = %s AND run_id = %s AND system = %s"),
+                        (flow, run_id, system))
+            with cur.copy(self.q("COPY {s}.staging (flow, run_id, system, record_id, payload) FROM STDIN")) as copy:
+                for page in pages:
+                    for record_id, payload in page:
+                        copy.write_row((flow, run_id, system, record_id, _dumps(payload)))
+                        count += 1
+            cur.execute(self.q(
+                "INSERT INTO {s}.extracts (flow, run_id, system, full_scan, since, max_changed_at, row_count, api_calls) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (flow, run_id, system) DO UPDATE SET "
+                "full_scan = EXCLUDED.full_scan, since = EXCLUDED.since, max_changed_at = EXCLUDED.max_changed_at, "
+                "row_count = EXCLUDED.row_count, api_calls = EXCLUDED.api_calls, extracted_at = now()"),
+                (flow, run_id, system, full_scan, since, max_changed_at(), count, api_calls()))
+        return count
+
+    def extract_info(self, flow: str, run_id: str, system: str) -> dict | None:
+        """What the extract of ``system`` in this run did."""
+        with self.transaction() as cur:
+            cur.execute(self.q("SELECT full_scan, since, max_changed_at, row_count, api_calls, changed FROM {s}.extracts "
+                               "WHERE flow = %s AND run_id = %s AND system = %s"), (flow, run_id, system))
+            row = cur.fetchone()
+        return None if row is None else dict(zip(("full_scan", "since", "max_changed_at", "row_count", "api_calls", "changed"), row))
+
+    def iter_staging(self, flow: str, run_id: str, system: str, chunk: int = 5000) -> Iterator[list[dict]]:
+        """Staged payloads in chunks, read through a server-side cursor to bound memory."""
+        with self.conn.transaction(), self.conn.cursor(name=f"staging_{system}") as cur:
+            cur.itersize = chunk
+            cur.execute(self.q("SELECT payload FROM {s}.staging WHERE flow = %s AND run_id = %s AND system = %s"),
+                        (flow, run_id, system))
+            while rows := cur.fetchmany(chunk):
+                yield [r[0] for r in rows]
+
+    # -- map ----------------------------------------------------------------------------------------------
+
+    def merge_records(self, flow: str, system: str, run_id: str, rows: list[dict]) -> int:
+        """Upsert mirror rows; a row whose fingerprint changed becomes dirty. Returns how many changed."""
+        if not rows:
+            return 0
+        with self.transaction() as cur:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS incoming_records (record_id text, vals jsonb, meta jsonb, "
+                        "routed boolean, external_ref text, changed_at timestamptz, fingerprint text) ON COMMIT DELETE ROWS")
+            with cur.copy("COPY incoming_records FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row((r["record_id"], _dumps(r["vals"]), _dumps(r["meta"]), r["routed"],
+                                    r["external_ref"], r["changed_at"], r["fingerprint"]))
+            cur.execute(self.q(
+                "INSERT INTO {s}.records AS r (flow, system, record_id, vals, meta, routed, external_ref, changed_at, "
+                "fingerprint, dirty, seen_run) "
+                "SELECT %s, %s, record_id, vals, meta, routed, external_ref, changed_at, fingerprint, true, %s "
+                "FROM incoming_records "
+                "ON CONFLICT (flow, system, record_id) DO UPDATE SET vals = EXCLUDED.vals, meta = EXCLUDED.meta, "
+                "routed = EXCLUDED.routed, external_ref = EXCLUDED.external_ref, changed_at = EXCLUDED.changed_at, "
+                "fingerprint = EXCLUDED.fingerprint, dirty = true, seen_run = EXCLUDED.seen_run "
+                "WHERE r.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint"), (flow, system, run_id))
+            changed = cur.rowcount
+            cur.execute(self.q("UPDATE {s}.records r SET seen_run = %s FROM incoming_records i "
+                               "WHERE r.flow = %s AND r.system = %s AND r.record_id = i.record_id "
+                               "AND r.seen_run IS DISTINCT FROM %s"), (run_id, flow, system, run_id))
+        return changed
+
+    def advance_cursor(self, flow: str, system: str, value: dt.datetime | None) -> None:
+        """Move the cursor forward to ``value`` (never backwards)."""
+        if value is None:
+            return
+        with self.transaction() as cur:
+            cur.execute(self.q("INSERT INTO {s}.cursors AS c (flow, system, cursor) VALUES (%s, %s, %s) "
+                               "ON CONFLICT (flow, system) DO UPDATE SET cursor = greatest(c.cursor, EXCLUDED.cursor), "
+                               "updated_at = now()"), (flow, system, value))
+
+    def unseen_records(self, flow: str, system: str, run_id: str) -> list[str]:
+        """Ids of mirrored records a full scan of this run did not list (candidates for a deletion check)."""
+        with self.transaction() as cur:
+            cur.execute(self.q("SELECT record_id FROM {s}.records WHERE flow = %s AND system = %s "
+                               "AND seen_run IS DISTINCT FROM %s"), (flow, system, run_id))
+            return [r[0] for r in cur.fetchall()]
+
+    # -- reconcile ----------------------------------------------------------------------------------------
+
+    def dirty_pairs(self, flow: str) -> Iterator[dict]:
+        """Every record needing attention, with its link and its counterpart's mirror row when linked."""
+        query = self.q("""
+            WITH d AS (SELECT system, record_id FROM {s}.records WHERE flow = %(flow)s AND dirty),
+            l AS (
+                SELECT DISTINCT l.* FROM {s}.links l JOIN d ON l.flow = %(flow)s AND (
+                    (d.system = 'poweroffice_go' AND l.poweroffice_go_id = d.record_id) OR
+                    (d.system = 'invoiced' AND l.invoiced_id = d.record_id))
+            )
+            SELECT l.poweroffice_go_id, l.invoiced_id, l.base, l.state,
+                   p.record_id, p.vals, p.meta, p.routed, p.external_ref, p.changed_at, p.dirty,
+                   i.record_id, i.vals, i.meta, i.routed, i.external_ref, i.changed_at, i.dirty
+            FROM l
+            LEFT JOIN {s}.records p ON p.flow = %(flow)s AND p.system = 'poweroffice_go' AND p.record_id = l.poweroffice_go_id
+            LEFT JOIN {s}.records i ON i.flow = %(flow)s AND i.system = 'invoiced' AND i.record_id = l.invoiced_id
+            UNION ALL
+            SELECT NULL, NULL, NULL, NULL,
+                   CASE WHEN r.system = 'poweroffice_go' THEN r.record_id END,
+                   CASE WHEN r.system = 'poweroffice_go' THEN r.vals END,
+                   CASE WHEN r.system = 'poweroffice_go' THEN r.meta END,
+                   CASE WHEN r.system = 'poweroffice_go' THEN r.routed END,
+                   CASE WHEN r.system = 'poweroffice_go' THEN r.external_ref END,
+                   CASE WHEN r.system = 'poweroffice_go' THEN r.changed_at END,
+                   CASE WHEN r.system = 'poweroffice_go' THEN r.dirty END,
+                   CASE WHEN r.system = 'invoiced' THEN r.record_id END,
+                   CASE WHEN r.system = 'invoiced' THEN r.vals END,
+                   CASE WHEN r.system = 'invoiced' THEN r.meta END,
+                   CASE WHEN r.system = 'invoiced' THEN r.routed END,
+                   CASE WHEN r.system = 'invoiced' THEN r.external_ref END,
+                   CASE WHEN r.system = 'invoiced' THEN r.changed_at END,
+                   CASE WHEN r.system = 'invoiced' THEN r.dirty END
+            FROM {s}.records r
+            WHERE r.flow = %(flow)s AND r.dirty AND NOT EXISTS (
+                SELECT 1 FROM {s}.links l WHERE l.flow = %(flow)s AND (
+                    (r.system = 'poweroffice_go' AND l.poweroffice_go_id = r.record_id) OR
+                    (r.system = 'invoiced' AND l.invoiced_id = r.record_id)))
+        """)
+        side = ("record_id", "vals", "meta", "routed", "external_ref", "changed_at", "dirty")
+        with self.conn.transaction(), self.conn.cursor(name="dirty_pairs") as cur:
+            cur.itersize = 2000
+            cur.execute(query, {"flow": flow})
+            for row in cur:
+                yield {
+                    "link": None if row[0] is None else {"poweroffice_go_id": row[0], "invoiced_id": row[1],
+                                                         "base": row[2], "state": row[3]},
+                    "poweroffice_go": None if row[4] is None else dict(zip(side, row[4:11])),
+                    "invoiced": None if row[11] is None else dict(zip(side, row[11:18])),
+                }
+
+    def linked_ids(self, flows: Iterable[str], system: str, ids: Iterable[str]) -> dict[str, str]:
+        """Map ``system`` ids to their counterparts through the links of ``flows`` (reference resolution)."""
+        ids = list({i for i in ids if i is not None})
+        if not ids:
+            return {}
+        here, there = ("poweroffice_go_id", "invoiced_id") if system == "poweroffice_go" else ("invoiced_id", "poweroffice_go_id")
+        with self.transaction() as cur:
+            cur.execute(self.q(f"SELECT {here}, {there} FROM {{s}}.links WHERE flow = ANY(%s) AND {here} = ANY(%s)"),
+                        (list(flows), ids))
+            return dict(cur.fetchall())
+
+    def link_for(self, flows: Iterable[str], system: str, record_id: str) -> tuple[str, str] | None:
+        """The (flow, counterpart id) linked to ``record_id`` in any of ``flows``."""
+        here, there = ("poweroffice_go_id", "invoiced_id") if system == "poweroffice_go" else ("invoiced_id", "poweroffice_go_id")
+        with self.transaction() as cur:
+            cur.execute(self.q(f"SELECT flow, {there} FROM {{s}}.links WHERE flow = ANY(%s) AND {here} = %s"),
+                        (list(flows), record_id))
+            row = cur.fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def replace_plan(self, flow: str, run_id: str, items: list[dict], settled: list[tuple[str, str]],
+                     log: list[dict]) -> None:
+        """Store this run's plan, mark ``settled`` records clean and write ``log`` entries, in one transaction."""
+        with self.transaction() as cur:
+            cur.execute(self.q("DELETE FROM {s}.plan WHERE flow = %s AND run_id = %s"), (flow, run_id))
+            cur.execute(self.q("DELETE FROM {s}.sync_log WHERE flow = %s AND run_id = %s AND operation IN "
+                               "('wait', 'report', 'drift') AND outcome IN ('waiting', 'reported')"), (flow, run_id))
+            cur.executemany(self.q(
+                "INSERT INTO {s}.plan (flow, run_id, item, action, target, poweroffice_go_id, invoiced_id, changes, "
+                "base, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"),
+                [(flow, run_id, n, it["action"], it.get("target"), it.get("poweroffice_go_id"), it.get("invoiced_id"),
+                  Jsonb(it.get("changes") or {}), Jsonb(it.get("base")), Jsonb(it.get("detail")))
+                 for n, it in enumerate(items)])
+            self._clean(cur, flow, run_id, settled)
+            self._log(cur, flow, run_id, log)
+
+    def _clean(self, cur: psycopg.Cursor, flow: str, run_id: str, records: list[tuple[str, str]]) -> None:
+        """Mark records reconciled, unless an item of this run that involves them is still open."""
+        if records:
+            cur.executemany(self.q(
+                "UPDATE {s}.records r SET dirty = false WHERE r.flow = %s AND r.system = %s AND r.record_id = %s "
+                "AND NOT EXISTS (SELECT 1 FROM {s}.plan p WHERE p.flow = r.flow AND p.run_id = %s "
+                "AND p.status <> 'done' AND CASE WHEN r.system = 'poweroffice_go' "
+                "THEN p.poweroffice_go_id = r.record_id ELSE p.invoiced_id = r.record_id END)"),
+                [(flow, system, record_id, run_id) for system, record_id in records])
+
+    def _log(self, cur: psycopg.Cursor, flow: str, run_id: str, entries: list[dict]) -> None:
+        if entries:
+            cur.executemany(self.q(
+                "INSERT INTO {s}.sync_log (run_id, flow, direction, operation, outcome, reason, poweroffice_go_id, "
+                "invoiced_id, before, after) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"),
+                [(run_id, flow, e.get("direction"), e["operation"], e["outcome"], e.get("reason"),
+                  e.get("poweroffice_go_id"), e.get("invoiced_id"),
+                  None if e.get("before") is None else Jsonb(e["before"]),
+                  None if e.get("after") is None else Jsonb(e["after"])) for e in entries])
+
+    def log(self, flow: str, run_id: str, entries: list[dict]) -> None:
+        """Append sync-log entries."""
+        with self.transaction() as cur:
+            self._log(cur, flow, run_id, entries)
+
+    # -- upsert -------------------------------------------------------------------------------------------
+
+    def plan_items(self, flow: str, run_id: str, target: str | None) -> list[dict]:
+        """Pending plan items writing to ``target`` (None: link-store-only items)."""
+        cols = ("item", "action", "target", "poweroffice_go_id", "invoiced_id", "changes", "base", "detail")
+        with self.transaction() as cur:
+            cur.execute(self.q("SELECT item, action, target, poweroffice_go_id, invoiced_id, changes, base, detail "
+                               "FROM {s}.plan WHERE flow = %s AND run_id = %s AND status = 'pending' "
+                               "AND target IS NOT DISTINCT FROM %s ORDER BY item"), (flow, run_id, target))
+            return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def begin_creates(self, flow: str, run_id: str, intents: list[dict]) -> dict[str, dict]:
+        """Record create intents; return the intents that already existed (an earlier attempt may have created)."""
+        with self.transaction() as cur:
+            cur.execute(self.q("SELECT origin_id, idempotency_key, run_id, created_at FROM {s}.pending_creates "
+                               "WHERE flow = %s AND origin_system = %s AND origin_id = ANY(%s)"),
+                        (flow, intents[0]["origin_system"], [i["origin_id"] for i in intents]) if intents else (flow, "", []))
+            existing = {r[0]: {"idempotency_key": r[1], "run_id": r[2], "created_at": r[3]} for r in cur.fetchall()}
+            cur.executemany(self.q(
+                "INSERT INTO {s}.pending_creates (flow, origin_system, origin_id, target_system, idempotency_key, run_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"),
+                [(flow, i["origin_system"], i["origin_id"], i["target_system"], i["idempotency_key"], run_id)
+                 for i in intents if i["origin_id"] not in existing])
+        return existing
+
+    def existing_links(self, flow: str, system: str, ids: list[str]) -> dict[str, str]:
+        """Links of ``flow`` that already exist for these ``system`` ids (checked again right before writing)."""
+        return self.linked_ids([flow], system, ids)
+
+    def complete(self, flow: str, run_id: str, *, links: list[dict] = (), base_updates: list[dict] = (),
+                 mirror: list[dict] = (), done_items: list[int] = (), failed_items: list[int] = (),
+                 intents_done: list[tuple[str, str]] = (), settled: list[tuple[str, str]] = (),
+                 log: list[dict] = ()) -> None:
+        """Write the outcome of a batch of API calls in one transaction."""
+        with self.transaction() as cur:
+            if links:
+                cur.executemany(self.q(
+                    "INSERT INTO {s}.links (flow, poweroffice_go_id, invoiced_id, base, poweroffice_go_changed_at, "
+                    "invoiced_changed_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (flow, poweroffice_go_id) DO UPDATE "
+                    "SET invoiced_id = EXCLUDED.invoiced_id, base = EXCLUDED.base, updated_at = now(), "
+                    "poweroffice_go_changed_at = EXCLUDED.poweroffice_go_changed_at, "
+                    "invoiced_changed_at = EXCLUDED.invoiced_changed_at"),
+                    [(flow, k["poweroffice_go_id"], k["invoiced_id"], Jsonb(k["base"]), k.get("poweroffice_go_changed_at"),
+                      k.get("invoiced_changed_at")) for k in links])
+            if base_updates:
+                cur.executemany(self.q(
+                    "UPDATE {s}.links SET base = base || %s, updated_at = now(), "
+                    "poweroffice_go_changed_at = coalesce(%s, poweroffice_go_changed_at), "
+                    "invoiced_changed_at = coalesce(%s, invoiced_changed_at) "
+                    "WHERE flow = %s AND poweroffice_go_id = %s"),
+                    [(Jsonb(b["base"]), b.get("poweroffice_go_changed_at"), b.get("invoiced_changed_at"), flow,
+                      b["poweroffice_go_id"]) for b in base_updates])
+            if mirror:
+                cur.executemany(self.q(
+                    "INSERT INTO {s}.records AS r (flow, system, record_id, vals, meta, routed, external_ref, changed_at, "
+                    "fingerprint, dirty, seen_run) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (flow, system, record_id) DO UPDATE SET vals = EXCLUDED.vals, meta = EXCLUDED.meta, "
+                    "routed = EXCLUDED.routed, external_ref = EXCLUDED.external_ref, changed_at = EXCLUDED.changed_at, "
+                    "fingerprint = EXCLUDED.fingerprint, dirty = EXCLUDED.dirty"),
+                    [(flow, m["system"], m["record_id"], Jsonb(m["vals"]), Jsonb(m["meta"]), m["routed"],
+                      m["external_ref"], m["changed_at"], m["fingerprint"], m.get("dirty", False), run_id)
+                     for m in mirror])
+            if intents_done:
+                cur.executemany(self.q("DELETE FROM {s}.pending_creates WHERE flow = %s AND origin_system = %s "
+                                       "AND origin_id = %s"), [(flow, s, i) for s, i in intents_done])
+            if done_items:
+                cur.execute(self.q("UPDATE {s}.plan SET status = 'done' WHERE flow = %s AND run_id = %s AND item = ANY(%s)"),
+                            (flow, run_id, list(done_items)))
+            if failed_items:
+                cur.execute(self.q("UPDATE {s}.plan SET status = 'failed' WHERE flow = %s AND run_id = %s "
+                                   "AND item = ANY(%s)"), (flow, run_id, list(failed_items)))
+            self._clean(cur, flow, run_id, list(settled))
+            self._log(cur, flow, run_id, list(log))
+
+    def record_meta(self, flow: str, system: str, ids: list[str]) -> dict[str, dict]:
+        """The writer's facts (``meta``) of mirrored records."""
+        with self.transaction() as cur:
+            cur.execute(self.q("SELECT record_id, meta FROM {s}.records WHERE flow = %s AND system = %s "
+                               "AND record_id = ANY(%s)"), (flow, system, ids))
+            return dict(cur.fetchall())
+
+    def set_changed(self, flow: str, run_id: str, system: str, changed: int) -> None:
+        """Remember how many extracted rows the map step found changed."""
+        with self.transaction() as cur:
+            cur.execute(self.q("UPDATE {s}.extracts SET changed = %s WHERE flow = %s AND run_id = %s AND system = %s"),
+                        (changed, flow, run_id, system))
+
+    def mark_planned(self, flow: str, run_id: str, target: str | None) -> int:
+        """Dry run: mark the pending items of ``target`` as planned only."""
+        with self.transaction() as cur:
+            cur.execute(self.q("UPDATE {s}.plan SET status = 'planned' WHERE flow = %s AND run_id = %s "
+                               "AND status = 'pending' AND target IS NOT DISTINCT FROM %s"), (flow, run_id, target))
+            return cur.rowcount
+
+    # -- report -------------------------------------------------------------------------------------------
+
+    def run_counts(self, flow: str, run_id: str) -> list[tuple[str | None, str, str, int]]:
+        """(direction, operation, outcome, count) of this run's sync log."""
+        with self.transaction() as cur:
+            cur.execute(self.q("SELECT direction, operation, outcome, count(*) FROM {s}.sync_log "
+                               "WHERE flow = %s AND run_id = %s GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"), (flow, run_id))
+            return cur.fetchall()
+
+    def drop_staging(self, flow: str, run_id: str) -> None:
+        """Free the run's staged payloads once the run is done."""
+        with self.transaction() as cur:
+            cur.execute(self.q("DELETE FROM {s}.staging WHERE flow = %s AND run_id = %s"), (flow, run_id))

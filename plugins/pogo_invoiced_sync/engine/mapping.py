@@ -1,0 +1,212 @@
+"""Declarative flow mappings (``include/mappings/*.yaml``): what is synchronised, how values convert, who may create."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SYSTEMS = ("poweroffice_go", "invoiced")
+POGO, INVOICED = SYSTEMS
+DIRECTIONS = {"to_invoiced": INVOICED, "to_poweroffice_go": POGO}
+MAPPINGS_DIR = Path(__file__).resolve().parents[3] / "include" / "mappings"
+
+
+class MappingError(ValueError):
+    """A mapping file that cannot be used."""
+
+
+def other(system: str) -> str:
+    """The system on the other side."""
+    return INVOICED if system == POGO else POGO
+
+
+def get_path(record: dict | None, path: str) -> Any:
+    """Read a dotted path (``MailAddress.City``) from a record; missing parents read as None."""
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def normalise(value: Any) -> str | None:
+    """Canonical text: trimmed, empty as None; numbers as their decimal text."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+@dataclasses.dataclass(frozen=True)
+class SideField:
+    """How one side stores a field: a path, a join of several paths, or the first non-empty of several."""
+
+    paths: tuple[str, ...]
+    kind: str = "path"  # path | join | first_of
+
+    @classmethod
+    def parse(cls, spec: Any) -> "SideField":
+        if isinstance(spec, str):
+            return cls((spec,))
+        if isinstance(spec, dict) and len(spec) == 1:
+            kind, paths = next(iter(spec.items()))
+            if kind in ("join", "first_of") and isinstance(paths, list) and paths:
+                return cls(tuple(paths), kind)
+        raise MappingError(f"field side must be a path, {{join: [...]}} or {{first_of: [...]}}: {spec!r}")
+
+    def read(self, record: dict) -> str | None:
+        """The side's value in canonical text form (before the field's transform)."""
+        if self.kind == "join":
+            return normalise(" ".join(p for p in (normalise(get_path(record, x)) for x in self.paths) if p))
+        if self.kind == "first_of":
+            return next((v for v in (normalise(get_path(record, x)) for x in self.paths) if v is not None), None)
+        return normalise(get_path(record, self.paths[0]))
+
+    def write(self, value: str | None) -> dict[str, Any]:
+        """The dotted-path assignments that store ``value`` on this side."""
+        if self.kind == "join":
+            # Person names: everything but the last word is the first name (``Ola Johan Hansen``).
+            words = (value or "").split()
+            first, last = (" ".join(words[:-1]), words[-1]) if len(words) > 1 else (value, None)
+            return {self.paths[0]: first or None, self.paths[1]: last}
+        return {self.paths[0]: value}
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """A synchronised field: its canonical name, each side's storage, and its transform."""
+
+    name: str
+    sides: dict[str, SideField]
+    transform: str | None = None
+    reference_flows: tuple[str, ...] = ()
+    immutable_on: tuple[str, ...] = ()
+
+    def read(self, system: str, record: dict) -> str | None:
+        """Canonical value of this field on ``system``'s ``record``."""
+        value = self.sides[system].read(record)
+        if value is not None and self.transform == "code":
+            # ISO codes compare case-insensitively (MAPPING.md, decision 4); Invoiced stores currency lower case.
+            value = value.upper()
+        return value
+
+    def write(self, system: str, value: str | None) -> dict[str, Any]:
+        """Dotted-path assignments for ``system``; reference values are already the target's ids here."""
+        if value is not None and self.reference_flows:
+            value = int(value) if value.isdigit() else value
+        return self.sides[system].write(value)
+
+    @property
+    def is_reference(self) -> bool:
+        return bool(self.reference_flows)
+
+
+@dataclasses.dataclass(frozen=True)
+class Side:
+    """One system's end of a flow."""
+
+    system: str
+    entity: str
+    route: dict[str, Any]
+    change_detection: str
+    create_defaults: dict[str, Any]
+
+    def routes(self, record: dict) -> bool:
+        """Tell whether ``record`` belongs to this flow (e.g. ``IsPerson`` or ``type``)."""
+        for path, expected in self.route.items():
+            value = get_path(record, path)
+            if isinstance(expected, bool):
+                value = bool(value)
+            if value != expected:
+                return False
+        return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Mapping:
+    """A whole flow, as read from its YAML file."""
+
+    flow: str
+    description: str
+    sides: dict[str, Side]
+    fields: tuple[Field, ...]
+    create_targets: frozenset[str]
+    conflict: str
+    match_on: tuple[str, ...]
+    depends_on: tuple[str, ...]
+
+    def field(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
+
+    def read(self, system: str, record: dict) -> dict[str, str | None]:
+        """All canonical values of ``record`` on ``system``."""
+        return {f.name: f.read(system, record) for f in self.fields}
+
+    def write(self, system: str, values: dict[str, str | None]) -> dict[str, Any]:
+        """Dotted-path assignments for the given canonical values on ``system``."""
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            out.update(self.field(name).write(system, value))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Mapping":
+        """Validate and build a mapping; errors name the offending key."""
+        try:
+            sides = {
+                system: Side(system, data[system]["entity"], dict(data[system].get("route") or {}),
+                             data[system].get("change_detection", "incremental"),
+                             dict(data[system].get("create_defaults") or {}))
+                for system in SYSTEMS
+            }
+            fields = []
+            for spec in data["fields"]:
+                transform = spec.get("transform")
+                reference: tuple[str, ...] = ()
+                if isinstance(transform, dict) and "reference" in transform:
+                    reference, transform = tuple(transform["reference"]), None
+                if transform not in (None, "code"):
+                    raise MappingError(f"unknown transform {transform!r} on field {spec['name']}")
+                fields.append(Field(spec["name"], {s: SideField.parse(spec[s]) for s in SYSTEMS}, transform,
+                                    reference, tuple(spec.get("immutable_on") or ())))
+            unknown = set(data.get("create") or ()) - set(DIRECTIONS)
+            if unknown:
+                raise MappingError(f"unknown create directions: {sorted(unknown)}")
+            if data.get("conflict", "latest") not in ("latest", *SYSTEMS):
+                raise MappingError(f"conflict must be latest, poweroffice_go or invoiced: {data.get('conflict')!r}")
+            for side in sides.values():
+                if side.change_detection not in ("incremental", "full_scan"):
+                    raise MappingError(f"change_detection must be incremental or full_scan: {side.change_detection!r}")
+            names = [f.name for f in fields]
+            if len(set(names)) != len(names):
+                raise MappingError("field names must be unique")
+            if set(data.get("match_on") or ()) - set(names):
+                raise MappingError("match_on names fields that are not mapped")
+            return cls(
+                flow=data["flow"], description=data.get("description", ""), sides=sides, fields=tuple(fields),
+                create_targets=frozenset(DIRECTIONS[d] for d in data.get("create") or ()),
+                conflict=data.get("conflict", "latest"), match_on=tuple(data.get("match_on") or ()),
+                depends_on=tuple(data.get("depends_on") or ()),
+            )
+        except KeyError as exc:
+            raise MappingError(f"missing key {exc} in mapping {data.get('flow', '?')}") from exc
+
+
+def load_mapping(flow: str, directory: Path | None = None) -> Mapping:
+    """Read ``<flow>.yaml`` from the mappings folder."""
+    path = (directory or MAPPINGS_DIR) / f"{flow}.yaml"
+    return Mapping.from_dict(yaml.safe_load(path.read_text()))
+
+
+def load_all(directory: Path | None = None) -> dict[str, Mapping]:
+    """Every mapping in the folder, by flow name (reads files only; no API or DB)."""
+    folder = directory or MAPPINGS_DIR
+    mappings = [Mapping.from_dict(yaml.safe_load(p.read_text())) for p in sorted(folder.glob("*.yaml"))]
+    return {m.flow: m for m in mappings}

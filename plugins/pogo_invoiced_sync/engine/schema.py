@@ -1,0 +1,137 @@
+"""Versioned, idempotent migrations of the link store's PostgreSQL schema."""
+from __future__ import annotations
+
+# Each entry runs once, in order, inside one transaction with its version row. Append; never edit a released one.
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "link store, mirror, staging, plan, sync log", """
+CREATE TABLE {s}.links (
+    flow text NOT NULL,
+    poweroffice_go_id text NOT NULL,
+    invoiced_id text NOT NULL,
+    base jsonb NOT NULL DEFAULT '{{}}',          -- last synchronised canonical values: the merge base
+    poweroffice_go_changed_at timestamptz,      -- each side's change time when last synchronised
+    invoiced_changed_at timestamptz,
+    state text NOT NULL DEFAULT 'active',       -- active | deleted_in_poweroffice_go | deleted_in_invoiced
+    state_reason text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (flow, poweroffice_go_id),
+    UNIQUE (flow, invoiced_id)
+);
+-- The latest known canonical state of every record seen on either side: what reconcile works from.
+CREATE TABLE {s}.records (
+    flow text NOT NULL,
+    system text NOT NULL,
+    record_id text NOT NULL,
+    vals jsonb NOT NULL,
+    meta jsonb NOT NULL DEFAULT '{{}}',
+    routed boolean NOT NULL,                    -- belongs to this flow by the mapping's route
+    external_ref text,                          -- the other side's id carried by the record, if any
+    changed_at timestamptz,
+    fingerprint text NOT NULL,
+    dirty boolean NOT NULL DEFAULT true,        -- needs reconciling
+    seen_run text,
+    PRIMARY KEY (flow, system, record_id)
+);
+CREATE INDEX records_dirty ON {s}.records (flow) WHERE dirty;
+CREATE TABLE {s}.staging (
+    flow text NOT NULL,
+    run_id text NOT NULL,
+    system text NOT NULL,
+    record_id text NOT NULL,
+    payload jsonb NOT NULL,
+    PRIMARY KEY (flow, run_id, system, record_id)
+);
+CREATE TABLE {s}.extracts (
+    flow text NOT NULL,
+    run_id text NOT NULL,
+    system text NOT NULL,
+    full_scan boolean NOT NULL,
+    since timestamptz,
+    max_changed_at timestamptz,
+    row_count integer NOT NULL,
+    api_calls integer NOT NULL DEFAULT 0,
+    changed integer,                            -- set by the map step: rows whose fingerprint changed
+    extracted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (flow, run_id, system)
+);
+CREATE TABLE {s}.cursors (
+    flow text NOT NULL,
+    system text NOT NULL,
+    cursor timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (flow, system)
+);
+CREATE TABLE {s}.plan (
+    flow text NOT NULL,
+    run_id text NOT NULL,
+    item integer NOT NULL,
+    action text NOT NULL,                       -- create | update | link
+    target text,                                -- system written to; null for link-store-only items
+    poweroffice_go_id text,
+    invoiced_id text,
+    changes jsonb NOT NULL DEFAULT '{{}}',       -- canonical values to write
+    base jsonb,                                 -- merge base after success
+    detail jsonb,                               -- conflicts resolved, losing values, reason
+    status text NOT NULL DEFAULT 'pending',     -- pending | done | failed | planned
+    PRIMARY KEY (flow, run_id, item)
+);
+-- Written before an API create and removed with the link write, so a crash in between never creates twice.
+CREATE TABLE {s}.pending_creates (
+    flow text NOT NULL,
+    origin_system text NOT NULL,
+    origin_id text NOT NULL,
+    target_system text NOT NULL,
+    idempotency_key text NOT NULL,
+    run_id text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (flow, origin_system, origin_id)
+);
+CREATE TABLE {s}.sync_log (
+    id bigserial PRIMARY KEY,
+    logged_at timestamptz NOT NULL DEFAULT now(),
+    run_id text NOT NULL,
+    flow text NOT NULL,
+    direction text,                             -- to_invoiced | to_poweroffice_go | null
+    operation text NOT NULL,                    -- create | update | link | conflict | wait | reject | report | drift
+    outcome text NOT NULL,                      -- ok | failed | waiting | planned | reported
+    reason text,
+    poweroffice_go_id text,
+    invoiced_id text,
+    before jsonb,
+    after jsonb
+);
+CREATE INDEX sync_log_run ON {s}.sync_log (flow, run_id);
+CREATE INDEX sync_log_records ON {s}.sync_log (flow, poweroffice_go_id, invoiced_id);
+CREATE TABLE {s}.runs (
+    flow text NOT NULL,
+    run_id text NOT NULL,
+    params jsonb NOT NULL DEFAULT '{{}}',
+    summary jsonb,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    PRIMARY KEY (flow, run_id)
+);
+"""),
+    (2, "operator views over the sync log", """
+CREATE VIEW {s}.v_failures AS
+    SELECT logged_at, run_id, flow, direction, operation, reason, poweroffice_go_id, invoiced_id, after
+    FROM {s}.sync_log WHERE outcome = 'failed';
+CREATE VIEW {s}.v_run_changes AS
+    SELECT run_id, flow, direction, operation, outcome, poweroffice_go_id, invoiced_id, before, after, reason, logged_at
+    FROM {s}.sync_log WHERE outcome IN ('ok', 'planned');
+CREATE VIEW {s}.v_open_conflicts AS
+    SELECT DISTINCT ON (l.flow, l.poweroffice_go_id) l.flow, l.run_id, l.poweroffice_go_id, l.invoiced_id,
+           l.reason, l.before AS losing_values, l.after AS winning_values, l.logged_at
+    FROM {s}.sync_log l WHERE l.operation IN ('conflict', 'report')
+    ORDER BY l.flow, l.poweroffice_go_id, l.logged_at DESC;
+CREATE VIEW {s}.v_waiting AS
+    SELECT r.flow, r.system, r.record_id, w.reason, w.logged_at AS since
+    FROM {s}.records r
+    JOIN LATERAL (SELECT reason, logged_at FROM {s}.sync_log s
+                  WHERE s.flow = r.flow AND s.operation = 'wait'
+                    AND (CASE WHEN r.system = 'poweroffice_go' THEN s.poweroffice_go_id ELSE s.invoiced_id END) = r.record_id
+                  ORDER BY s.id DESC LIMIT 1) w ON true
+    WHERE r.dirty;
+"""),
+]

@@ -1,0 +1,10 @@
+"""Thin Airflow operators around the sync engine's steps."""
+from pogo_invoiced_sync.operators.sync import (
+    ExtractOperator,
+    MapOperator,
+    ReconcileOperator,
+    ReportOperator,
+    UpsertOperator,
+)
+
+__all__ = ["ExtractOperator", "MapOperator", "ReconcileOperator", "ReportOperator", "UpsertOperator"]

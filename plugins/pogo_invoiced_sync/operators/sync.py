@@ -1,0 +1,187 @@
+"""Extract, Map, Reconcile, Upsert and Report operators: generic over the flow mappings, thin over the engine."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from pogo_invoiced_sync.engine import steps
+from pogo_invoiced_sync.engine.link_store import DEFAULT_SCHEMA, LinkStore
+from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, SYSTEMS, Mapping, load_mapping
+
+API_CONN_IDS = {POGO: "poweroffice_go_default", INVOICED: "invoiced_default"}
+
+
+def _hook(system: str, conn_id: str | None):
+    if system == POGO:
+        from pogo_invoiced_sync.hooks.poweroffice_go import PowerOfficeGoHook
+
+        return PowerOfficeGoHook(conn_id or API_CONN_IDS[POGO])
+    from pogo_invoiced_sync.hooks.invoiced import InvoicedHook
+
+    return InvoicedHook(conn_id or API_CONN_IDS[INVOICED])
+
+
+class FlowOperator(BaseOperator):
+    """Base of the flow operators: the mapping, the link store connection and the run's params.
+
+    :param flow: the flow's mapping name in ``include/mappings`` (e.g. ``customers_person``).
+    :param sync_state_conn_id: PostgreSQL connection of the link store.
+    :param state_schema: schema holding the link store's tables.
+    :param mappings_dir: folder of the mapping files (default: the package's ``include/mappings``).
+    """
+
+    template_fields = ("flow", "sync_state_conn_id", "state_schema")
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, flow: str, sync_state_conn_id: str = "sync_state_default",
+                 state_schema: str = DEFAULT_SCHEMA, mappings_dir: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.flow = flow
+        self.sync_state_conn_id = sync_state_conn_id
+        self.state_schema = state_schema
+        self.mappings_dir = mappings_dir
+
+    @property
+    def mapping(self) -> Mapping:
+        return load_mapping(self.flow, Path(self.mappings_dir) if self.mappings_dir else None)
+
+    def link_store(self) -> LinkStore:
+        """A migrated link store over the ``sync_state`` connection (opened here, at run time only)."""
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        store = LinkStore(PostgresHook(postgres_conn_id=self.sync_state_conn_id).get_conn, self.state_schema)
+        store.migrate()
+        return store
+
+    @staticmethod
+    def param(context: Any, name: str) -> bool:
+        return bool((context.get("params") or {}).get(name, False))
+
+    def run_step(self, context: Any) -> dict:
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> dict:
+        result = self.run_step(context)
+        self.log.info("%s: %s", self.task_id, json.dumps(result, default=str, sort_keys=True))
+        return result
+
+
+class ExtractOperator(FlowOperator):
+    """List one system's records changed since the flow's cursor (all of them on ``full_refresh``) into staging.
+
+    A backfill run reads from its data interval's start, so it re-syncs the changes of that interval.
+
+    :param system: ``poweroffice_go`` or ``invoiced``.
+    :param api_conn_id: the system's connection (default ``poweroffice_go_default`` / ``invoiced_default``).
+    """
+
+    template_fields = (*FlowOperator.template_fields, "api_conn_id")
+
+    def __init__(self, *, system: str, api_conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if system not in SYSTEMS:
+            raise ValueError(f"system must be one of {SYSTEMS}: {system!r}")
+        self.system = system
+        self.api_conn_id = api_conn_id
+
+    def run_step(self, context: Any) -> dict:
+        store = self.link_store()
+        try:
+            store.start_run(self.flow, context["run_id"], dict(context.get("params") or {}))
+            dag_run = context.get("dag_run")
+            since = None
+            if dag_run is not None and str(getattr(dag_run, "run_type", "")).endswith("backfill"):
+                since = context.get("data_interval_start")
+            hook = _hook(self.system, self.api_conn_id)
+            result = steps.extract(store, self.mapping, self.system, hook, context["run_id"],
+                                   full_refresh=self.param(context, "full_refresh"), since_override=since)
+            result["api"] = hook.stats
+            return result
+        finally:
+            store.close()
+
+
+class MapOperator(FlowOperator):
+    """Map both systems' staged records to canonical values in the record mirror, marking changed ones."""
+
+    def run_step(self, context: Any) -> dict:
+        store = self.link_store()
+        try:
+            return {s: steps.map_records(store, self.mapping, s, context["run_id"]) for s in SYSTEMS}
+        finally:
+            store.close()
+
+
+class ReconcileOperator(FlowOperator):
+    """Three-way merge of the changed records against their links; writes the plan (also on ``dry_run``).
+
+    :param sibling_flows: flows over the same records (the other customer flow), to report type changes.
+    """
+
+    def __init__(self, *, sibling_flows: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sibling_flows = tuple(sibling_flows)
+
+    def run_step(self, context: Any) -> dict:
+        store = self.link_store()
+        try:
+            return steps.reconcile(store, self.mapping, context["run_id"], self.sibling_flows,
+                                   dry_run=self.param(context, "dry_run"))
+        finally:
+            store.close()
+
+
+class UpsertOperator(FlowOperator):
+    """Write the plan's creates and updates to one system; on ``dry_run`` only log them as planned.
+
+    :param target: the system written to.
+    :param api_conn_id: that system's connection.
+    """
+
+    template_fields = (*FlowOperator.template_fields, "api_conn_id")
+
+    def __init__(self, *, target: str, api_conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if target not in SYSTEMS:
+            raise ValueError(f"target must be one of {SYSTEMS}: {target!r}")
+        self.target = target
+        self.api_conn_id = api_conn_id
+
+    def run_step(self, context: Any) -> dict:
+        store = self.link_store()
+        try:
+            hook = _hook(self.target, self.api_conn_id)
+            dry_run = self.param(context, "dry_run")
+            workers = 1 if dry_run else max(1, int(getattr(hook, "max_workers", 4) or 4))
+            result = steps.upsert(store, self.mapping, self.target, hook, context["run_id"], dry_run=dry_run,
+                                  max_workers=workers)
+            result["api"] = hook.stats
+            return result
+        finally:
+            store.close()
+
+
+class ReportOperator(FlowOperator):
+    """Summarise the run per direction, store the summary as the run's report and print it."""
+
+    def run_step(self, context: Any) -> dict:
+        store = self.link_store()
+        try:
+            summary = steps.summarise(store, self.mapping, context["run_id"])
+        finally:
+            store.close()
+        self.log.info("Sync summary of %s, run %s:\n%s", self.flow, context["run_id"], format_summary(summary))
+        return summary
+
+
+def format_summary(summary: dict) -> str:
+    """A small text table of a run summary."""
+    lines = [f"  extracted: {summary['extracted']}  unchanged: {summary['unchanged']}"]
+    for direction, counts in sorted(summary["by_direction"].items()):
+        lines.append(f"  {direction:<18} " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    if not summary["by_direction"]:
+        lines.append("  nothing to do")
+    return "\n".join(lines)
