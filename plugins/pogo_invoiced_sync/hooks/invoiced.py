@@ -41,6 +41,10 @@ class InvoicedHook(ApiHook):
     system = "Invoiced"
     own_extras = frozenset({"max_in_flight", "max_workers"})
 
+    def __init__(self, http_conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(http_conn_id, **kwargs)
+        self._shared_limiter: InFlightLimiter | None = None
+
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Relabel the generic HTTP form for an Invoiced API key."""
@@ -76,8 +80,11 @@ class InvoicedHook(ApiHook):
         return HTTPBasicAuth(connection.login, "")
 
     def _limiter(self) -> InFlightLimiter:
-        self.connection()
-        return shared("invoiced-in-flight", self._credential, lambda: InFlightLimiter(self.max_in_flight))
+        if self._shared_limiter is None:
+            self.connection()
+            self._shared_limiter = shared("invoiced-in-flight", self._credential,
+                                          lambda: InFlightLimiter(self.max_in_flight))
+        return self._shared_limiter
 
     def _error_message(self, body: Any, text: str) -> str:
         """Invoiced's ``message``, plus ``param`` when one field caused the error."""

@@ -73,6 +73,8 @@ class PowerOfficeGoHook(ApiHook):
     def __init__(self, http_conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(http_conn_id, **kwargs)
         self._token_requests = 0
+        self._shared_limiter: RequestRateLimiter | None = None
+        self._shared_token: _Token | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -120,16 +122,20 @@ class PowerOfficeGoHook(ApiHook):
         return None
 
     def _limiter(self) -> RequestRateLimiter:
-        # APIM counts per subscription key, whatever the client key
-        self.connection()
-        return shared("pogo-rps", (self.subscription_key,),
-                      lambda: RequestRateLimiter(self.requests_per_second))
+        if self._shared_limiter is None:
+            self.connection()
+            # APIM counts per subscription key, whatever the client key
+            self._shared_limiter = shared("pogo-rps", (self.base_url, self.subscription_key),
+                                          lambda: RequestRateLimiter(self.requests_per_second))
+        return self._shared_limiter
 
     # ------------------------------------------------------------------ tokens
 
     def _token_cache(self) -> _Token:
-        self.connection()
-        return shared("pogo-token", self._credential, _Token)
+        if self._shared_token is None:
+            self.connection()
+            self._shared_token = shared("pogo-token", self._credential, _Token)
+        return self._shared_token
 
     def get_token(self) -> str:
         """Return a valid access token, requesting one if none is cached or it is near expiry."""
