@@ -310,9 +310,10 @@ class PowerOfficeGoHook(ApiHook):
     def json_patch(changes: Mapping[str, Any], current: Mapping[str, Any] | None = None) -> list[dict]:
         """Turn ``{"Name": "X", "MailAddress.City": "Oslo"}`` into RFC 6902 ``replace`` operations.
 
-        When ``current`` is given and a parent object on a dotted path is null or absent there (e.g. a customer
-        without ``MailAddress``), one ``add`` of the whole parent object replaces the nested operations, because
-        a ``replace`` below a null parent fails.
+        When ``current`` holds a parent object of a dotted path as null (e.g. a customer whose ``MailAddress`` is
+        null), one ``add`` of the whole parent object replaces the nested operations, because a ``replace`` below a
+        null parent fails. Parents absent from ``current`` get ``replace`` operations, so a partial ``current``
+        such as ``{"MailAddress": None}`` is enough.
         """
         operations: list[dict] = []
         nested: dict[str, dict[str, Any]] = {}
@@ -330,8 +331,8 @@ class PowerOfficeGoHook(ApiHook):
             if kind == "plain":
                 operations.append({"op": "replace", "path": f"/{_pointer(key)}", "value": changes[key]})
                 continue
-            parent = find_key(current, key) if current is not None else None
-            if current is not None and parent is None:
+            present, parent = _lookup(current, key)
+            if present and parent is None:  # only a known null parent: an absent key says nothing
                 operations.append({"op": "add", "path": f"/{_pointer(key)}", "value": _nest(nested[key])})
                 continue
             for op in PowerOfficeGoHook.json_patch(nested[key], parent if isinstance(parent, Mapping) else None):
@@ -354,6 +355,16 @@ class PowerOfficeGoHook(ApiHook):
             return False, str(exc)
         finally:
             self.max_attempts = attempts
+
+
+def _lookup(record: Mapping[str, Any] | None, name: str) -> tuple[bool, Any]:
+    """Return ``(present, value)`` for ``name`` in ``record``, matching the key case-insensitively."""
+    if not isinstance(record, Mapping):
+        return False, None
+    for key, value in record.items():
+        if isinstance(key, str) and key.lower() == name.lower():
+            return True, value
+    return False, None
 
 
 def _pointer(token: str) -> str:

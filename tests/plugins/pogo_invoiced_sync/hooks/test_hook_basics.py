@@ -38,6 +38,12 @@ def test_json_patch_adds_the_whole_parent_when_the_current_parent_is_null():
                    {"op": "replace", "path": "/Name", "value": "X"}]
 
 
+def test_json_patch_replaces_nested_fields_of_a_parent_absent_from_a_partial_current():
+    ops = PowerOfficeGoHook.json_patch({"MailAddress.City": "Oslo", "Name": "X"}, current={"StreetAddress": None})
+    assert ops == [{"op": "replace", "path": "/MailAddress/City", "value": "Oslo"},
+                   {"op": "replace", "path": "/Name", "value": "X"}]
+
+
 def test_json_patch_replaces_nested_fields_when_the_current_parent_exists():
     ops = PowerOfficeGoHook.json_patch({"MailAddress.City": "Oslo"}, current={"MailAddress": {"City": "Bergen"}})
     assert ops == [{"op": "replace", "path": "/MailAddress/City", "value": "Oslo"}]
