@@ -1,0 +1,58 @@
+"""The declarative mappings: reading, writing and validating flows."""
+import pytest
+
+from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, Mapping, MappingError, load_all
+
+
+@pytest.fixture(scope="module")
+def flows():
+    return load_all()
+
+
+def test_the_package_ships_exactly_the_three_flows(flows):
+    assert set(flows) == {"customers_company", "customers_person", "salesorders_invoices"}
+
+
+def test_a_person_name_is_joined_from_first_and_last_name(flows):
+    assert flows["customers_person"].read(POGO, {"FirstName": "Ola Johan", "LastName": "Hansen"})["name"] == "Ola Johan Hansen"
+
+
+def test_a_person_name_is_split_on_its_last_word_when_written(flows):
+    assert flows["customers_person"].write(POGO, {"name": "Ola Johan Hansen"}) == {"FirstName": "Ola Johan", "LastName": "Hansen"}
+
+
+def test_codes_compare_case_insensitively(flows):
+    order = flows["salesorders_invoices"]
+    assert order.read(POGO, {"CurrencyCode": "NOK"})["currency"] == order.read(INVOICED, {"currency": "nok"})["currency"]
+
+
+def test_an_order_without_customer_falls_back_to_its_contact_persons_company(flows):
+    order = {"CustomerId": None, "CustomerReferenceContactPerson": {"ContactId": 1000042}}
+    assert flows["salesorders_invoices"].read(POGO, order)["customer"] == "1000042"
+
+
+def test_nested_address_fields_are_read_by_dotted_path(flows):
+    values = flows["customers_person"].read(POGO, {"MailAddress": {"City": " Bergen ", "ZipCode": "5003"}})
+    assert (values["city"], values["postal_code"], values["address1"]) == ("Bergen", "5003", None)
+
+
+def test_routing_separates_companies_from_persons(flows):
+    assert flows["customers_company"].sides[POGO].routes({"IsPerson": False})
+    assert not flows["customers_company"].sides[POGO].routes({"IsPerson": True})
+    assert flows["customers_person"].sides[INVOICED].routes({"type": "person"})
+
+
+def test_a_field_added_to_a_mapping_is_synchronised_without_code(flows):
+    data = {"flow": "x", "poweroffice_go": {"entity": "customers"}, "invoiced": {"entity": "customers"},
+            "fields": [{"name": "name", "poweroffice_go": "Name", "invoiced": "name"},
+                       {"name": "phone", "poweroffice_go": "PhoneNumber", "invoiced": "phone"}]}
+    mapping = Mapping.from_dict(data)
+    assert mapping.read(INVOICED, {"name": "A", "phone": "+47 1"}) == {"name": "A", "phone": "+47 1"}
+    assert mapping.write(POGO, {"phone": "+47 1"}) == {"PhoneNumber": "+47 1"}
+
+
+def test_an_unknown_transform_is_refused_with_the_fields_name():
+    data = {"flow": "x", "poweroffice_go": {"entity": "customers"}, "invoiced": {"entity": "customers"},
+            "fields": [{"name": "name", "poweroffice_go": "Name", "invoiced": "name", "transform": "rot13"}]}
+    with pytest.raises(MappingError, match="rot13.*name"):
+        Mapping.from_dict(data)
