@@ -293,7 +293,7 @@ class ApiHook(HttpHook):
     :param http_conn_id: Airflow connection id (conn_type ``http``, JSON form with a full URL in ``host``).
     :param max_attempts: attempts per call, including the first.
     :param backoff_base: first backoff in seconds; doubles per attempt, with jitter.
-    :param backoff_max: cap of one backoff wait (also of an honoured ``Retry-After``, times two).
+    :param backoff_max: cap of one backoff wait (an honoured ``Retry-After`` may be longer).
     """
 
     system: ClassVar[str] = "API"
@@ -303,6 +303,8 @@ class ApiHook(HttpHook):
     #: Shortest wait after a 429 without ``Retry-After``.
     min_429_wait: ClassVar[float] = 0.0
     default_timeout: ClassVar[float] = 60.0
+    #: Longest ``Retry-After`` honoured; a server asking for more gets this.
+    max_retry_after: ClassVar[float] = 120.0
 
     def __init__(
         self,
@@ -496,12 +498,12 @@ class ApiHook(HttpHook):
                 time.sleep(wait)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with jitter; an honoured ``Retry-After`` is a floor, capped at twice the max."""
+        """Exponential backoff with jitter; an honoured ``Retry-After`` replaces it (capped at ``max_retry_after``)."""
         exponential = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
         jittered = random.uniform(exponential / 2, exponential)
         if retry_after is not None:
             # small spread so that threads told the same Retry-After do not return in lockstep
-            return min(retry_after, 2 * self.backoff_max) + random.uniform(0, min(0.1, jittered))
+            return min(retry_after, self.max_retry_after) + random.uniform(0, min(0.1, jittered))
         return jittered
 
     def _attempt(self, method, url, path, payload, headers, expect_json, repeatable, not_found_ok, authenticate):

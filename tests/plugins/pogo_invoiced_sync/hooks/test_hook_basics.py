@@ -70,7 +70,7 @@ def test_rate_limiter_never_admits_more_than_the_limit_within_one_second_of_comp
     lock = threading.Lock()
 
     def work():
-        for _ in range(6):
+        for _ in range(4):
             with limiter.slot():
                 with lock:
                     started.append(time.monotonic())
@@ -99,6 +99,16 @@ def test_own_extras_do_not_become_request_headers(monkeypatch):
     assert session.auth is None and session.verify is True
     assert hook.token_url == "https://goapi.poweroffice.net/Demo/OAuth/Token"
     assert (hook.requests_per_second, hook.max_workers, hook.timeout) == (5.0, 3, 5.0)
+
+
+def test_loading_the_connection_registers_its_secrets_with_the_airflow_masker(monkeypatch):
+    from airflow.sdk.log import redact
+
+    monkeypatch.setenv("AIRFLOW_CONN_POWEROFFICE_GO_DEFAULT", pogo_connection(
+        "https://goapi.poweroffice.net/v2", "app-key-1234", SECRET_CLIENT_KEY, SECRET_SUBSCRIPTION_KEY))
+    PowerOfficeGoHook().connection()
+    masked = redact(f"client {SECRET_CLIENT_KEY} subscription {SECRET_SUBSCRIPTION_KEY}")
+    assert SECRET_CLIENT_KEY not in masked and SECRET_SUBSCRIPTION_KEY not in masked
 
 
 def test_invoiced_sends_the_api_key_as_user_with_an_empty_password(monkeypatch):

@@ -13,6 +13,7 @@ from pogo_invoiced_sync.hooks import (
     AuthenticationError,
     InvoicedHook,
     PermanentApiError,
+    RetryableApiError,
 )
 
 FAST = {"backoff_base": 0.02, "backoff_max": 0.2}
@@ -120,21 +121,23 @@ def test_thirty_threads_stay_under_twenty_requests_in_flight(invoiced_env, sandb
     assert hook.stats["retries"] == 0 and hook.stats["limiter_wait_seconds"] > 0
 
 
-def test_a_wrong_api_key_raises_authentication_error_without_the_key(invoiced_env, sandboxes, caplog):
+def test_a_wrong_api_key_raises_authentication_error_without_the_key(invoiced_env, sandboxes, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     invoiced_env(api_key="wrong-api-key-0123456789")
     with pytest.raises(AuthenticationError) as caught:
         InvoicedHook(**FAST).get("customers/1")
     assert caught.value.status == 401
-    assert "wrong-api-key-0123456789" not in str(caught.value) + caplog.text
+    assert "wrong-api-key-0123456789" not in str(caught.value) + caplog.text + "".join(capsys.readouterr())
 
 
-def test_secrets_never_appear_in_errors_or_logs(invoiced, sandboxes, caplog):
-    caplog.set_level(logging.DEBUG)
+def test_secrets_never_appear_in_errors_or_logs(invoiced, sandboxes, caplog, capsys):
+    caplog.set_level(logging.DEBUG)  # stdlib loggers (urllib3); Airflow's structlog output goes to capsys
     sandboxes.invoiced.faults(burst_429=1, error_rate=1.0)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(RetryableApiError) as caught:
         invoiced.get("customers/1")
-    assert sandboxes.settings.invoiced_api_key not in caplog.text + str(caught.value) + repr(caught.value.body)
+    logs = caplog.text + "".join(capsys.readouterr())
+    assert "retrying" in logs  # the hook did log, so the check below means something
+    assert sandboxes.settings.invoiced_api_key not in logs + str(caught.value) + repr(caught.value.body)
 
 
 def test_test_connection_reports_success_with_a_valid_key(invoiced, sandboxes):
