@@ -75,16 +75,17 @@ def value(invoice: dict, field: str, at: int):
 
 def _rates(store: Store, raw, kind: str, existing: list) -> list:
     """Applied discounts or taxes: ``[{amount, coupon|tax_rate}]`` (rates are not looked up; amounts are)."""
+    plural = "taxes" if kind == "tax" else "discounts"
     if f.blank(raw):
         return []
     if not isinstance(raw, list):
-        raise bad_request(f"{f.label(kind + 's')} must be an array", kind + "s")
+        raise bad_request(f"{f.label(plural)} must be an array", plural)
     known = {rate["id"]: rate for rate in existing}
     link = "coupon" if kind == "discount" else "tax_rate"
     rates = []
     for entry in raw:
         if not isinstance(entry, dict):
-            raise bad_request(f"Invalid {kind}", kind + "s")
+            raise bad_request(f"Invalid {kind}", plural)
         ident = php_int(entry.get("id"))
         rate = dict(known[ident]) if ident in known else {"id": store.new_id("line_item"), "object": kind,
                                                           "amount": 0.0, link: None}
@@ -213,8 +214,7 @@ def _apply(store: Store, invoice: dict, data: dict, creating: bool) -> dict | No
         invoice["ship_to"] = data["ship_to"] or None
     if "items" in data:
         invoice["items"] = _items(store, data["items"], invoice["items"])
-    for kind in ("discount", "tax"):
-        plural = kind + "s"
+    for kind, plural in (("discount", "discounts"), ("tax", "taxes")):
         if plural in data:
             invoice[plural] = _rates(store, data[plural], kind, invoice[plural])
         elif kind in data:
