@@ -1,4 +1,4 @@
-"""Code lists PowerOffice Go validates against: ISO 3166-1 alpha-2 countries, ISO 4217 currencies and the API's enums."""
+"""Code lists PowerOffice Go checks: ISO 3166-1 alpha-2 countries, ISO 4217 currencies and the API's enums."""
 from __future__ import annotations
 
 # ISO 3166-1 alpha-2, officially assigned codes (249).

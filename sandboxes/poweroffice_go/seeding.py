@@ -109,7 +109,7 @@ def _add_order(store: Store, seed_value: int, index: int, customers: list[dict])
     for position, source in enumerate(nordic.order_lines(seed_value, index)):
         line = {"Id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "SalesOrderId": order_id,
                 "Description": source["description"], "Quantity": source["quantity"],
-                "ProductUnitPrice": source["unit_price"], "UnitOfMeasureCode": "EA", "SortOrder": position}
+                "ProductUnitPrice": source["unit_price"], "SortOrder": position}
         lines.append(store.priced_line(line, customer))
     people = store.contact_persons_of.get(customer["Id"]) or []
     now = store.clock.now()

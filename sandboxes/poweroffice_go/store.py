@@ -66,9 +66,9 @@ SALES_ORDER_TEMPLATE = {
 }
 SALES_ORDER_LINE_TEMPLATE = {
     "Id": None, "SalesOrderId": None, "LineType": "Normal", "ProductId": None, "ProductCode": None,
-    "Description": None, "Quantity": None, "UnitOfMeasureCode": None, "ProductUnitPrice": None,
+    "Description": None, "Quantity": None, "UnitOfMeasureCode": "EA", "ProductUnitPrice": None,
     "ProductUnitCost": None, "Allowance": 0.0, "NetAmount": 0.0, "VatAmount": 0.0, "TotalAmount": 0.0, "VatId": None,
-    "VatCode": None, "VatRate": None, "SortOrder": 0, "UseStandardSalesAccount": None, "VatReturnSpecification": None,
+    "VatCode": None, "VatRate": None, "SortOrder": 0, "UseStandardSalesAccount": None, "VatReturnSpecification": "None",
     "DepartmentId": None, "DepartmentCode": None, "ProjectId": None, "ProjectCode": None, "LocationId": None,
     "LocationCode": None, "Dim1Id": None, "Dim1Code": None, "Dim2Id": None, "Dim2Code": None, "Dim3Id": None,
     "Dim3Code": None, "SellersReferenceEmployeeId": None, "SellersReferenceEmployeeNo": None,
@@ -272,8 +272,9 @@ class Store:
 
     def _index_customer(self, old: dict | None, new: dict | None) -> None:
         """Move a customer's unique keys in the indexes from ``old`` to ``new``."""
-        for index, name in ((self.customer_by_number, "Number"), (self.customer_by_reference, "ExternalImportReference"),
-                            (self.customer_by_external_number, "ExternalNumber")):
+        indexes = ((self.customer_by_number, "Number"), (self.customer_by_reference, "ExternalImportReference"),
+                   (self.customer_by_external_number, "ExternalNumber"))
+        for index, name in indexes:
             if old is not None and old.get(name) is not None and index.get(old[name]) == old["Id"]:
                 del index[old[name]]
             if new is not None and new.get(name) is not None:
@@ -332,6 +333,9 @@ class Store:
         patched = _patch(view, operations, F.CUSTOMER_PATCH, "CustomerPatchDto", CUSTOMER_TITLE)
         if patched["MailAddress"] is None:
             patched["MailAddress"] = {k: None for k in F.CONTACT_ADDRESS_FIELDS}
+        for name in ("InvoiceDeliveryType", "ReminderDeliveryType", "NoticeOfDebtCollectionDeliveryType"):
+            if patched[name] is None:  # a removed enum falls back to Go's default rather than null
+                patched[name] = CUSTOMER_TEMPLATE[name]
         if patched["IsPerson"]:
             patched["Name"] = f"{patched.get('FirstName') or ''} {patched.get('LastName') or ''}".strip()
         own_changes = [k for k in F.CUSTOMER_PATCH if k != "MailAddress" and patched[k] != view[k]]
@@ -360,7 +364,8 @@ class Store:
         """DELETE /Customers/{id}; 409 while a sales order or an invoice refers to the customer."""
         record = self.customer(customer_id)
         if self.orders_of_customer.get(customer_id) or self.invoices_of_customer.get(customer_id):
-            raise ApiError(409, "Customer conflict", f"Customer with id = {customer_id} is in use and cannot be deleted.")
+            raise ApiError(409, "Customer conflict",
+                           f"Customer with id = {customer_id} is in use and cannot be deleted.")
         for person_id in list(self.contact_persons_of.get(customer_id, ())):
             self._drop_contact_person(self.contact_persons[person_id])
         self.contact_persons_of.pop(customer_id, None)
@@ -656,7 +661,8 @@ class Store:
         order_id = str(uuid.uuid4())
         lines = self._build_lines(order_id, posted_lines, customer)
         now = self.clock.now()
-        dto.update({"Id": order_id, "SalesOrderNo": self.next_sales_order_no, "CurrencyCode": dto["CurrencyCode"].upper(),
+        dto.update({"Id": order_id, "SalesOrderNo": self.next_sales_order_no,
+                    "CurrencyCode": dto["CurrencyCode"].upper(),
                     "CreatedDateTimeOffset": now, "LastChangedDateTimeOffset": now, **self.order_totals(lines)})
         dto.pop("CustomerNo", None)
         self.next_sales_order_no += 1
@@ -670,7 +676,7 @@ class Store:
         return record
 
     def patch_order(self, order_id: str, operations) -> dict:
-        """PATCH /SalesOrders/{id}: a Confirmed order only takes the way back to Draft; every write moves the timestamp."""
+        """PATCH /SalesOrders/{id}: a Confirmed order only goes back to Draft; every write moves the timestamp."""
         record = self.order(order_id)
         current = {**SALES_ORDER_TEMPLATE, **record}
         view = {k: current[k] for k in F.SALES_ORDER_PATCH}

@@ -79,8 +79,9 @@ def test_demo_token_is_not_accepted_by_the_production_api(anonymous):
     anonymous.token = anonymous.request_token("/Demo/OAuth/Token").json()["access_token"]
     assert anonymous.call("GET", "/Customers").status_code == 401
     demo_url = anonymous.base + "/Demo/v2/Customers"
-    response = anonymous.http.get(demo_url, headers={"Authorization": f"Bearer {anonymous.token}",
-                                                     "Ocp-Apim-Subscription-Key": anonymous.settings.pogo_subscription_key})
+    headers = {"Authorization": f"Bearer {anonymous.token}",
+               "Ocp-Apim-Subscription-Key": anonymous.settings.pogo_subscription_key}
+    response = anonymous.http.get(demo_url, headers=headers)
     assert response.status_code == 204
 
 

@@ -197,7 +197,8 @@ def test_unparseable_timestamp_filter_is_refused(pogo):
 def test_customer_created_filter_is_strictly_greater_than(pogo):
     first = pogo.create_customer(Name="Først AS")
     second = pogo.create_customer(Name="Andre AS")
-    rows = pogo.get("/Customers", customerCreatedDateTimeOffsetGreaterThan=first["CustomerCreatedDateTimeOffset"]).json()
+    since = first["CustomerCreatedDateTimeOffset"]
+    rows = pogo.get("/Customers", customerCreatedDateTimeOffsetGreaterThan=since).json()
     assert [r["Id"] for r in rows] == [second["Id"]]
 
 
