@@ -149,3 +149,18 @@ def test_test_connection_reports_failure_with_a_wrong_key(invoiced_env, sandboxe
     invoiced_env(api_key="wrong-api-key-0123456789")
     ok, message = InvoicedHook(**FAST).test_connection()
     assert not ok and "wrong-api-key-0123456789" not in message
+
+
+def test_a_read_timeout_on_a_read_is_retried(invoiced_env, sandboxes):
+    invoiced_env(timeout=0.5)
+    sandboxes.invoiced.faults(hang_rate=0.5, hang_seconds=2, seed=1)  # rolls: hang, pass
+    assert InvoicedHook(**FAST).get("customers/1") is None
+    assert statuses(sandboxes.invoiced.counters(), "GET", "/customers/{id}") == {"hung": 1, "404": 1}
+
+
+def test_a_post_that_timed_out_is_not_repeated(invoiced_env, sandboxes):
+    invoiced_env(timeout=0.5)
+    sandboxes.invoiced.faults(hang_rate=1.0, hang_seconds=1, methods=["POST"])
+    with pytest.raises(AmbiguousWriteError):
+        InvoicedHook(**FAST).create("customers", {"name": "Slow"})
+    assert routes(sandboxes.invoiced.counters(), "POST", "/customers") == 1
