@@ -16,7 +16,6 @@ import email.utils
 import hashlib
 import json
 import random
-import re
 import threading
 import time
 import types

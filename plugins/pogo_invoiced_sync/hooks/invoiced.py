@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from requests.auth import HTTPBasicAuth
 
@@ -123,6 +123,9 @@ class InvoicedHook(ApiHook):
             if not following:
                 return
             url = urljoin(url, following)
+            if urlsplit(url).netloc != urlsplit(self.base_url).netloc:  # never send the API key elsewhere
+                raise MalformedResponseError(self.system, response.status_code, "Link rel=next points to another "
+                                             "host", method="GET", path=endpoint)
             if url in seen:  # a server bug must not make us loop forever
                 raise MalformedResponseError(self.system, response.status_code, "Link rel=next points back to "
                                              "a page already read", method="GET", path=endpoint)
