@@ -154,6 +154,12 @@ def test_lists_are_ordered_by_id(pogo):
     assert ids == sorted(ids) and len(ids) == 10
 
 
+def test_order_by_sorts_by_a_property_descending(pogo):
+    for name in ("Bris AS", "Aurora AS", "Ci AS"):
+        pogo.create_customer(Name=name)
+    assert [r["Name"] for r in pogo.get("/Customers", OrderBy="Name desc").json()] == ["Ci AS", "Bris AS", "Aurora AS"]
+
+
 def test_page_size_above_20000_is_refused(pogo):
     response = pogo.get("/Customers", PageSize=20001)
     assert response.status_code == 400
