@@ -70,6 +70,7 @@ def _wanted(field: str, raw) -> object:
 
 
 def _check_field(entity: str, field: str) -> None:
+    """Refuse a field the server does not filter on."""
     if field not in ref.FILTERABLE[entity]:
         raise bad_request(f"Invalid filter parameter: {field}")
 

@@ -51,7 +51,8 @@ twd tzs uah ugx usd uyu uzs ves vnd vuv wst xaf xcd xof xpf yer zar zmw zwl
 ZERO_DECIMAL_CURRENCIES = frozenset("bif clp djf gnf isk jpy kmf krw pyg rwf ugx vnd vuv xaf xof xpf".split())
 
 CUSTOMER_TYPES = ("company", "person", "government", "non_profit")
-INVOICE_STATUSES = ("draft", "not_sent", "sent", "viewed", "past_due", "pending", "paid", "voided", "bad_debt", "disputed")
+INVOICE_STATUSES = ("draft", "not_sent", "sent", "viewed", "past_due", "pending", "paid", "voided", "bad_debt",
+                    "disputed")
 
 # Fields usable in ``filter[...]`` (and ``sort``); anything else gives 400 ``Invalid filter parameter``.
 FILTERABLE = {

@@ -30,6 +30,7 @@ def _mix(seed: int, kind: int, index: int) -> int:
 
 
 def _count(spec: dict, key: str, default: int = 0) -> int:
+    """A count from the seed spec, refused (400) unless it is an integer in range."""
     value = spec.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
         raise web.HTTPBadRequest(text=f'{{"error": "{key} must be an integer from 0 to 1000000"}}',
@@ -53,6 +54,7 @@ def _customer(store: Store, seed: int, index: int, details: dict, name: str, kin
 
 
 def _contact(store: Store, seed: int, index: int, customer: dict) -> None:
+    """Nordic contact person ``index`` at ``customer``."""
     person = nordic.contact_person(seed, index)
     record = contacts.blank(store.new_id("contact"), customer, customer["created_at"])
     record.update(name=f"{person['first_name']} {person['last_name']}", title=person["title"],
@@ -121,6 +123,7 @@ def seed(store: Store, spec: dict) -> dict:
 
 
 def _seed(store: Store, seed_value: int, n_companies: int, n_persons: int, n_invoices: int, per_company: int) -> dict:
+    """Build the records; companies first, then persons, then invoices spread over all customers."""
     n_contacts = 0
     for i in range(n_companies):
         details = nordic.company(seed_value, i)

@@ -32,10 +32,12 @@ def scrub(key: str) -> str:
 
 
 def _plain_value(record: dict, field: str, _at: int):
+    """A stored field, for filtering and sorting customers and contacts."""
     return record.get(field)
 
 
 def _ident(raw: str) -> int | None:
+    """A path id as an integer, or None when it is not one (which then reads as not found)."""
     return int(raw) if raw.isdigit() else None
 
 
@@ -185,6 +187,7 @@ class InvoicedService:
                             headers={**STANDARD_HEADERS, **(headers or {})})
 
     def _endpoint(self, methods: dict):
+        """An aiohttp handler dispatching one path to ``methods`` (method name → coroutine)."""
         async def handle(request: web.Request) -> web.Response:
             return await self._dispatch(request, methods)
         return handle
@@ -202,7 +205,8 @@ class InvoicedService:
                     return web.Response(status=cached[1], body=cached[2] or None,
                                         content_type="application/json" if cached[2] else None,
                                         headers=STANDARD_HEADERS)
-            handler = methods.get(request.method)
+            # HEAD is answered like GET (aiohttp leaves the body out).
+            handler = methods.get("GET" if request.method == "HEAD" else request.method)
             if handler is None:
                 if not methods:
                     raise ApiError(404, f"Request was not recognized: {request.method} {request.path}")
@@ -257,6 +261,7 @@ class InvoicedService:
         return 200, body, headers
 
     def _remember_cursor(self, key: tuple) -> None:
+        """Leave the cursor for the next page (5 minutes), pruning expired ones now and then."""
         cursors = self.store.cursors
         at = time.monotonic()
         if len(cursors) > 10_000:
@@ -266,18 +271,21 @@ class InvoicedService:
 
     @staticmethod
     def _shaping(request: web.Request) -> tuple[frozenset, frozenset]:
+        """``exclude`` and ``expand`` of a single-record GET."""
         split = lambda key: frozenset(p.strip() for p in request.query.get(key, "").split(",") if p.strip())  # noqa
         return split("exclude"), split("expand")
 
     # -- customers ------------------------------------------------------------------------------------------------
 
     def _customer(self, raw: str) -> dict:
+        """The customer with path id ``raw`` or a 404."""
         record = self.store.customers.get(_ident(raw))
         if record is None:
             raise not_found("Customer", raw)
         return record
 
     async def list_customers(self, request: web.Request):
+        """``GET /customers``: the one list that refuses unknown query keys."""
         query = params.query(request)
         unknown = [key for key in query if key not in ref.CUSTOMER_LIST_OPTIONS]
         if unknown:
@@ -287,28 +295,34 @@ class InvoicedService:
                           lambda r, _at: r)
 
     async def create_customer(self, request: web.Request):
+        """``POST /customers``."""
         return 201, customers.create(self.store, await params.body(request)), None
 
     async def get_customer(self, request: web.Request):
+        """``GET /customers/:id``."""
         return 200, self._shape(self._customer(request.match_info["id"]), self._shaping(request)), None
 
     async def update_customer(self, request: web.Request):
+        """``PATCH /customers/:id``."""
         data = await params.body(request)
         return 200, customers.update(self.store, self._customer(request.match_info["id"]), data), None
 
     async def delete_customer(self, request: web.Request):
+        """``DELETE /customers/:id``."""
         customers.delete(self.store, self._customer(request.match_info["id"]))
         return 204, None, None
 
     # -- contacts -------------------------------------------------------------------------------------------------
 
     def _contact(self, customer: dict, raw: str) -> dict:
+        """The contact ``raw`` of ``customer`` or a 404 (also when it belongs to another customer)."""
         record = self.store.contacts.get(_ident(raw))
         if record is None or record["customer"] != customer["id"]:
             raise not_found("Contact", raw)
         return record
 
     async def list_contacts(self, request: web.Request):
+        """``GET /customers/:id/contacts``: no metadata or updated_after here."""
         customer = self._customer(request.match_info["customer_id"])
         lq = listing.parse("contact", params.query(request), with_metadata=False, with_updated=False)
         index = self.store.contacts_by_customer.get(customer["id"], {})
@@ -316,19 +330,23 @@ class InvoicedService:
                           lambda r, _at: r, parent=customer["id"])
 
     async def create_contact(self, request: web.Request):
+        """``POST /customers/:id/contacts``."""
         customer = self._customer(request.match_info["customer_id"])
         return 201, contacts.create(self.store, customer, await params.body(request)), None
 
     async def get_contact(self, request: web.Request):
+        """``GET /customers/:id/contacts/:id``."""
         customer = self._customer(request.match_info["customer_id"])
         return 200, self._contact(customer, request.match_info["id"]), None
 
     async def update_contact(self, request: web.Request):
+        """``PATCH /customers/:id/contacts/:id``."""
         data = await params.body(request)
         customer = self._customer(request.match_info["customer_id"])
         return 200, contacts.update(self.store, self._contact(customer, request.match_info["id"]), data), None
 
     async def delete_contact(self, request: web.Request):
+        """``DELETE /customers/:id/contacts/:id``."""
         customer = self._customer(request.match_info["customer_id"])
         contacts.delete(self.store, self._contact(customer, request.match_info["id"]))
         return 204, None, None
@@ -336,12 +354,14 @@ class InvoicedService:
     # -- invoices -------------------------------------------------------------------------------------------------
 
     def _invoice(self, raw: str) -> dict:
+        """The invoice with path id ``raw`` or a 404."""
         record = self.store.invoices.get(_ident(raw))
         if record is None:
             raise not_found("Invoice", raw)
         return record
 
     async def list_invoices(self, request: web.Request):
+        """``GET /invoices``: unknown query keys are ignored."""
         query = params.query(request)
         lq = listing.parse("invoice", query, with_metadata=True, with_updated=True)
         # start_date / end_date bound the invoice date, both inclusive.
@@ -353,19 +373,24 @@ class InvoicedService:
                           invoices.render)
 
     async def create_invoice(self, request: web.Request):
+        """``POST /invoices``."""
         return 201, invoices.create(self.store, await params.body(request)), None
 
     async def get_invoice(self, request: web.Request):
+        """``GET /invoices/:id``."""
         return 200, self._shape(invoices.render(self._invoice(request.match_info["id"])), self._shaping(request)), None
 
     async def update_invoice(self, request: web.Request):
+        """``PATCH /invoices/:id``."""
         data = await params.body(request)
         return 200, invoices.update(self.store, self._invoice(request.match_info["id"]), data), None
 
     async def delete_invoice(self, request: web.Request):
+        """``DELETE /invoices/:id``."""
         invoices.delete(self.store, self._invoice(request.match_info["id"]))
         return 204, None, None
 
     async def void_invoice(self, request: web.Request):
+        """``POST /invoices/:id/void`` (the official client sends ``{}``)."""
         await params.body(request)
         return 200, invoices.void(self.store, self._invoice(request.match_info["id"])), None

@@ -1,4 +1,4 @@
-"""Fixtures for the Invoiced sandbox tests: a raw HTTP session and the official ``invoiced`` client, both pointed at it."""
+"""Fixtures for the Invoiced sandbox tests: raw HTTP and the official ``invoiced`` client, both aimed at the sandbox."""
 from __future__ import annotations
 
 import invoiced

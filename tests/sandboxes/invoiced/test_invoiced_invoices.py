@@ -97,8 +97,8 @@ def test_patching_items_replaces_the_list_and_keeps_ids_of_lines_sent_back(api, 
     created = api.create("/invoices", {"customer": customer["id"], "draft": True,
                                        "items": [LINE, {"name": "Frakt", "unit_cost": 150}]})
     kept = created["items"][0]
-    updated = api.patch(f"/invoices/{created['id']}", json={"items": [{"id": kept["id"], "quantity": 4},
-                                                                       {"name": "Opplæring", "unit_cost": 8900}]}).json()
+    items = [{"id": kept["id"], "quantity": 4}, {"name": "Opplæring", "unit_cost": 8900}]
+    updated = api.patch(f"/invoices/{created['id']}", json={"items": items}).json()
     assert [i["id"] for i in updated["items"]][0] == kept["id"] and len(updated["items"]) == 2
     assert [i["name"] for i in updated["items"]] == ["Konsulenttime", "Opplæring"]
     assert updated["total"] == 4 * 1250 + 8900
@@ -152,3 +152,9 @@ def test_read_only_invoice_fields_are_refused_as_mass_assignment(api, invoice):
 def test_expand_customer_embeds_the_customer_object(api, invoice, customer):
     fetched = api.get(f"/invoices/{invoice['id']}", params={"expand": "customer"}).json()
     assert fetched["customer"]["id"] == customer["id"] and fetched["customer"]["object"] == "customer"
+
+
+def test_a_customer_object_without_an_id_is_created_with_the_invoice(api, sandboxes):
+    created = api.create("/invoices", {"customer": {"name": "Inline AS", "currency": "DKK"}, "draft": True})
+    assert created["currency"] == "dkk"
+    assert [c["name"] for c in sandboxes.invoiced.records("customers", id=created["customer"])] == ["Inline AS"]

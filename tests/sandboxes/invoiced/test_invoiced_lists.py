@@ -170,3 +170,18 @@ def test_paging_100000_customers_stays_fast(api, sandboxes):
 def test_paginate_none_drops_the_paging_headers(api, path):
     response = api.get(path, params={"paginate": "none"})
     assert response.status_code == 200 and "Link" not in response.headers and "X-Total-Count" not in response.headers
+
+
+def test_the_advanced_filter_supports_comparison_operators(api):
+    for name in ("Alfa AS", "Beta AS", "Alfa Bygg AS"):
+        api.create("/customers", {"name": name})
+    rule = '[{"field": "name", "operator": "starts_with", "value": "Alfa"}]'
+    assert names(api.get("/customers", params={"advanced_filter": rule})) == ["Alfa AS", "Alfa Bygg AS"]
+
+
+def test_invoices_filter_by_date_range_inclusively(api, customer):
+    for day in (1, 2, 3):
+        api.create("/invoices", {"customer": customer["id"], "draft": True, "date": 1_750_000_000 + day * 86_400})
+    response = api.get("/invoices", params={"start_date": 1_750_000_000 + 2 * 86_400,
+                                            "end_date": 1_750_000_000 + 3 * 86_400})
+    assert response.headers["X-Total-Count"] == "2"
