@@ -18,7 +18,7 @@ def burst(sandboxes, count: int) -> list[requests.Response]:
 
 
 def test_more_than_20_requests_in_flight_get_429_rate_limit_error(sandboxes):
-    sandboxes.invoiced.faults(latency_ms=600)
+    sandboxes.invoiced.faults(latency_ms=1500)  # long enough for all 26 to be in flight at once
     responses = burst(sandboxes, 26)
     limited = [r for r in responses if r.status_code == 429]
     assert sum(r.status_code == 200 for r in responses) == 20 and len(limited) == 6
@@ -29,7 +29,7 @@ def test_more_than_20_requests_in_flight_get_429_rate_limit_error(sandboxes):
 
 def test_the_limit_can_be_lowered_through_configure(sandboxes):
     sandboxes.invoiced.configure(max_in_flight=3)
-    sandboxes.invoiced.faults(latency_ms=500)
+    sandboxes.invoiced.faults(latency_ms=1000)
     responses = burst(sandboxes, 5)
     assert sorted(r.status_code for r in responses) == [200, 200, 200, 429, 429]
 
