@@ -311,8 +311,8 @@ def _reconcile_unlinked(store: LinkStore, mapping: Mapping, rows: list[dict], re
     for system in SYSTEMS:
         for rec in by_side[system].values():
             ref = rec["external_ref"]
-            partner = by_side[other(system)].get(ref) if ref else None
-            if partner and (system, rec["record_id"]) not in taken and (other(system), ref) not in taken:
+            partner = by_side[other(system)].get(ref) if ref and rec["routed"] else None
+            if partner and partner["routed"] and (system, rec["record_id"]) not in taken and (other(system), ref) not in taken:
                 pogo, inv = (rec, partner) if system == POGO else (partner, rec)
                 link(pogo, inv, f"{system} record carries the id of its counterpart")
     # 2. Onboarding: equal, unique match keys on both sides.
@@ -518,20 +518,18 @@ def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str
 
 def summarise(store: LinkStore, mapping: Mapping, run_id: str) -> dict:
     """Per-direction counts of the run — created, updated, conflicts, rejected, waiting — stored as its report."""
-    rows = store.run_counts(mapping.flow, run_id)
-    frame = pd.DataFrame(rows, columns=["direction", "operation", "outcome", "count"])
     summary: dict[str, dict[str, int]] = {}
     labels = {("create", "ok"): "created", ("update", "ok"): "updated", ("conflict", "ok"): "conflicts",
               ("wait", "waiting"): "waiting", ("report", "reported"): "reported", ("link", "ok"): "linked"}
-    for row in frame.itertuples(index=False):
-        label = labels.get((row.operation, row.outcome))
-        if row.outcome == "failed":
+    for direction, operation, outcome, count in store.run_counts(mapping.flow, run_id):
+        label = labels.get((operation, outcome))
+        if outcome == "failed":
             label = "rejected"
-        elif row.outcome == "planned":
-            label = f"planned_{row.operation}"
+        elif outcome == "planned":
+            label = f"planned_{operation}"
         if label:
-            bucket = summary.setdefault(row.direction or "both", {})
-            bucket[label] = bucket.get(label, 0) + int(row.count)
+            bucket = summary.setdefault(direction or "both", {})
+            bucket[label] = bucket.get(label, 0) + int(count)
     extracts = {s: store.extract_info(mapping.flow, run_id, s) for s in SYSTEMS}
     result = {"flow": mapping.flow, "run_id": run_id, "by_direction": summary,
               "extracted": {s: (e or {}).get("row_count", 0) for s, e in extracts.items()},
