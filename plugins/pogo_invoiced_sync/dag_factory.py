@@ -39,7 +39,8 @@ creates and updates to the other side. Both systems' ids of a pair are kept in t
 | `report` | per-direction summary, stored in `runs` and printed in this task's log |
 
 **Params**: `full_refresh` lists everything on both sides (and reports drift); `dry_run` computes and
-logs the plan (outcome `planned`) and writes nothing to either API.
+logs the plan (outcome `planned`) and writes nothing to either API; `allow_mass_changes` lets one run
+past the change guard, which otherwise stops a run that would update too many linked records at once.
 
 **Where to look**: views `v_failures`, `v_run_changes`, `v_open_conflicts`, `v_waiting` in the
 link-store schema; the `report` task's log.
@@ -79,6 +80,8 @@ def build_flow_dag(mapping: Mapping, all_flows: dict[str, Mapping], default_args
         params={
             "full_refresh": Param(False, type="boolean", description="List every record on both sides, not only changes."),
             "dry_run": Param(False, type="boolean", description="Compute and log the plan; write nothing to either API."),
+            "allow_mass_changes": Param(False, type="boolean",
+                                        description="Let this run pass the change guard (many updates at once)."),
         },
         doc_md=DOC.format(title=f"sync_{mapping.flow}", description=mapping.description, extra=extra),
     ) as dag:

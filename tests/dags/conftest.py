@@ -42,7 +42,8 @@ class Stack:
     def run(self, flow: str, expect: str = "success", **conf):
         """Run one flow's DAG once (a new run) and return the DAG run."""
         # Always pass every param: dag.test() keeps a previous run's conf on the DAG object.
-        dag_run = self.dagbag.dags[f"sync_{flow}"].test(run_conf={"full_refresh": False, "dry_run": False, **conf})
+        dag_run = self.dagbag.dags[f"sync_{flow}"].test(run_conf={"full_refresh": False, "dry_run": False,
+                                                                            "allow_mass_changes": False, **conf})
         assert dag_run.state == expect, f"sync_{flow} ended {dag_run.state}"
         return dag_run
 

@@ -38,7 +38,7 @@ def test_each_dag_runs_hourly_one_run_at_a_time_with_retries_docs_and_tags(dagba
     assert dag.max_active_runs == 1
     assert dag.default_args["retries"] >= 1 and dag.owner
     assert dag.doc_md and "dry_run" in dag.doc_md and "sync" in dag.tags
-    assert set(dag.params) == {"full_refresh", "dry_run"}
+    assert set(dag.params) == {"full_refresh", "dry_run", "allow_mass_changes"}
 
 
 def test_api_tasks_share_one_pool_per_api(dagbag):

@@ -335,6 +335,12 @@ class LinkStore:
                  for i in intents if i["origin_id"] not in existing])
         return existing
 
+    def count_links(self, flow: str) -> int:
+        """How many pairs the flow has linked."""
+        with self.transaction() as cur:
+            cur.execute(self.q("SELECT count(*) FROM {s}.links WHERE flow = %s"), (flow,))
+            return cur.fetchone()[0]
+
     def existing_links(self, flow: str, system: str, ids: list[str]) -> dict[str, str]:
         """Links of ``flow`` that already exist for these ``system`` ids (checked again right before writing)."""
         return self.linked_ids([flow], system, ids)

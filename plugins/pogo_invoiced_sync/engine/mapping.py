@@ -130,6 +130,25 @@ class Side:
 
 
 @dataclasses.dataclass(frozen=True)
+class Guard:
+    """Stops a run before writing when it would update too many linked records (an API answering garbage).
+
+    Trips when the updates planned for one system exceed ``max_updates``, or exceed both ``min_updates`` and
+    ``max_fraction`` of the flow's links.
+    """
+
+    max_updates: int = 5000
+    max_fraction: float = 0.5
+    min_updates: int = 25
+
+    def tripped(self, updates: int, links: int) -> bool:
+        """Tell whether ``updates`` planned against ``links`` existing pairs is too many."""
+        if updates > self.max_updates:
+            return True
+        return updates > self.min_updates and links > 0 and updates / links > self.max_fraction
+
+
+@dataclasses.dataclass(frozen=True)
 class Mapping:
     """A whole flow, as read from its YAML file."""
 
@@ -141,6 +160,7 @@ class Mapping:
     conflict: str
     match_on: tuple[str, ...]
     depends_on: tuple[str, ...]
+    guard: "Guard" = None  # type: ignore[assignment]
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
@@ -194,9 +214,12 @@ class Mapping:
                 create_targets=frozenset(DIRECTIONS[d] for d in data.get("create") or ()),
                 conflict=data.get("conflict", "latest"), match_on=tuple(data.get("match_on") or ()),
                 depends_on=tuple(data.get("depends_on") or ()),
+                guard=Guard(**(data.get("guard") or {})),
             )
         except KeyError as exc:
             raise MappingError(f"missing key {exc} in mapping {data.get('flow', '?')}") from exc
+        except TypeError as exc:
+            raise MappingError(f"invalid setting in mapping {data.get('flow', '?')}: {exc}") from exc
 
 
 def load_mapping(flow: str, directory: Path | None = None) -> Mapping:

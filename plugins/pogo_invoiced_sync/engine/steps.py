@@ -145,11 +145,16 @@ class _Plan:
             self.settled.append((system, record_id))
 
 
+class ChangeGuardTripped(RuntimeError):
+    """The run would update more linked records than the flow's guard allows; nothing was written."""
+
+
 def reconcile(store: LinkStore, mapping: Mapping, run_id: str, sibling_flows: tuple[str, ...] = (), *,
-              dry_run: bool = False) -> dict:
+              dry_run: bool = False, allow_mass_changes: bool = False) -> dict:
     """Compare the dirty records with their links and merge bases; write the plan of creates and updates.
 
     Link-store-only decisions (recovered links, converged merge bases) are applied here, unless ``dry_run``.
+    Raises :class:`ChangeGuardTripped` before writing anything when the plan trips the mapping's guard.
     """
     with store.flow_lock(mapping.flow):
         rows = list(store.dirty_pairs(mapping.flow))
@@ -159,6 +164,8 @@ def reconcile(store: LinkStore, mapping: Mapping, run_id: str, sibling_flows: tu
             if row["link"] is not None:
                 _reconcile_pair(mapping, row, refs, plan)
         _reconcile_unlinked(store, mapping, [r for r in rows if r["link"] is None], refs, plan, sibling_flows)
+        if not allow_mass_changes:
+            _check_guard(store, mapping, run_id, plan)
         store.replace_plan(mapping.flow, run_id, plan.items, plan.settled, plan.log)
         local = store.plan_items(mapping.flow, run_id, None)
         if dry_run:
@@ -167,6 +174,21 @@ def reconcile(store: LinkStore, mapping: Mapping, run_id: str, sibling_flows: tu
         else:
             _apply_link_store_items(store, mapping, run_id, local, plan.settled)
     return {"dirty": len(rows), **dict(plan.counts)}
+
+
+def _check_guard(store: LinkStore, mapping: Mapping, run_id: str, plan: _Plan) -> None:
+    links = store.count_links(mapping.flow)
+    for target in SYSTEMS:
+        updates = plan.counts.get(f"update:{target}", 0)
+        if mapping.guard.tripped(updates, links):
+            message = (f"change guard: this run would update {updates} of {links} linked records in {target} "
+                       f"(limits: {mapping.guard.max_updates} records, or {mapping.guard.max_fraction:.0%} of the links "
+                       f"above {mapping.guard.min_updates}). Nothing was written. If an API answered with wrong or "
+                       "partial data, wait for it to recover; if the changes are real, trigger a run with "
+                       "allow_mass_changes=true.")
+            store.log(mapping.flow, run_id, [{"operation": "guard", "outcome": "failed", "reason": message,
+                                              "direction": DIRECTION[target]}])
+            raise ChangeGuardTripped(message)
 
 
 class _References:
@@ -449,8 +471,10 @@ def _apply_link_store_items(store: LinkStore, mapping: Mapping, run_id: str, ite
                         "poweroffice_go_id": it["poweroffice_go_id"], "invoiced_id": it["invoiced_id"]})
         else:
             rebases.append({"poweroffice_go_id": it["poweroffice_go_id"], "base": it["base"]})
+    # A recovered link settles any create intent left by the attempt that created the counterpart.
+    intents = [(s, k[f"{s}_id"]) for k in links for s in SYSTEMS]
     store.complete(mapping.flow, run_id, links=links, base_updates=rebases, done_items=[it["item"] for it in items],
-                   settled=settled, log=log)
+                   intents_done=intents, settled=settled, log=log)
 
 
 def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str, results: list, counts: Counter,

@@ -129,7 +129,8 @@ class ReconcileOperator(FlowOperator):
         store = self.link_store()
         try:
             return steps.reconcile(store, self.mapping, context["run_id"], self.sibling_flows,
-                                   dry_run=self.param(context, "dry_run"))
+                                   dry_run=self.param(context, "dry_run"),
+                                   allow_mass_changes=self.param(context, "allow_mass_changes"))
         finally:
             store.close()
 
