@@ -141,6 +141,11 @@ def build_app(service: Service) -> web.Application:
             counters.record(key, response.status)
             if in_scope and faults.roll(faults.malformed_rate):
                 return web.Response(status=200, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+            if in_scope and faults.rewrites() and isinstance(response, web.Response) and response.body \
+                    and (response.content_type or "").endswith("json"):
+                data = faults.rewrite(json.loads(response.body))
+                headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+                response = json_body(data, response.status, headers)
             if in_scope and faults.slow_body_ms and isinstance(response, web.Response):
                 return await _slow_body(request, response, faults.slow_body_ms)
             return response

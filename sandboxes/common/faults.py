@@ -11,6 +11,9 @@ class Faults:
     """Faults applied to API requests (never to the admin surface).
 
     Rates are probabilities in [0, 1]; ``path_pattern`` and ``methods`` narrow which requests are hit.
+    ``strip_fields`` (dotted paths) are removed from, and ``set_fields`` (dotted path → value) written into, every
+    object of a JSON answer in scope (an object, or each object of an array): a server that leaves fields out or
+    returns a value the other side refuses. The request itself is handled normally.
     """
 
     latency_ms: float = 0.0
@@ -24,6 +27,8 @@ class Faults:
     hang_seconds: float = 30.0
     slow_body_ms: float = 0.0
     malformed_rate: float = 0.0
+    strip_fields: list[str] | None = None
+    set_fields: dict | None = None
     path_pattern: str | None = None
     methods: list[str] | None = None
     seed: int = 0
@@ -55,9 +60,37 @@ class Faults:
         """Draw from the seeded generator, so that a fault run is repeatable."""
         return rate > 0 and self._rng.random() < rate
 
+    def rewrites(self) -> bool:
+        """Tell whether answers in scope are rewritten (``strip_fields`` / ``set_fields``)."""
+        return bool(self.strip_fields or self.set_fields)
+
+    def rewrite(self, data):
+        """Apply ``strip_fields`` and ``set_fields`` to a decoded JSON answer; return it."""
+        for record in data if isinstance(data, list) else [data]:
+            if not isinstance(record, dict):
+                continue
+            for path in self.strip_fields or ():
+                *parents, leaf = path.split(".")
+                node = _walk(record, parents)
+                if isinstance(node, dict):
+                    node.pop(leaf, None)
+            for path, value in (self.set_fields or {}).items():
+                *parents, leaf = path.split(".")
+                node = _walk(record, parents)
+                if isinstance(node, dict):
+                    node[leaf] = value
+        return data
+
     def take_429(self) -> bool:
         """Consume one request of a pending 429 burst."""
         if self.burst_429 > 0:
             self.burst_429 -= 1
             return True
         return False
+
+
+def _walk(record: dict, parents: list[str]):
+    node = record
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
