@@ -160,3 +160,46 @@ def test_dry_run_shows_the_plan_and_writes_nothing(stack):
     stack.run("customers_company")
     assert len(stack.records("invoiced", "customers")) == 3
 
+
+
+def test_a_full_refresh_reports_drift_records_on_one_side_only_and_fields_that_differ(stack):
+    _seed_both(stack, {"companies": 3}, {})
+    stack.run("customers_company")
+    pogo_id, inv_id = stack.sql("SELECT poweroffice_go_id, invoiced_id FROM {s}.links ORDER BY 1")[0]
+    stack.sandboxes.invoiced.seed(companies=1)  # appears in Invoiced only; an incremental run would see it too
+    stack.pogo.patch(f"/Customers/{pogo_id}", {"Name": "Drifted AS"})
+    stack.run("customers_company", full_refresh=True)
+    drift = dict(stack.sql("SELECT reason, count(*) FROM {s}.sync_log WHERE operation = 'drift' GROUP BY 1"))
+    assert drift == {"fields differ: name": 1, "only in invoiced": 1}
+    assert stack.invoiced.get(f"/customers/{inv_id}")["name"] == "Drifted AS"  # and the run fixed it
+
+
+def test_a_record_missing_from_a_full_listing_is_confirmed_by_lookup_and_recorded_not_propagated(stack):
+    _seed_both(stack, {"companies": 2}, {})
+    stack.run("customers_company")
+    pogo_id, inv_id = stack.sql("SELECT poweroffice_go_id, invoiced_id FROM {s}.links ORDER BY 1")[0]
+    stack.pogo.delete(f"/Customers/{pogo_id}")
+    stack.run("customers_company", full_refresh=True)
+    assert stack.sql("SELECT state FROM {s}.links WHERE poweroffice_go_id = %s", pogo_id) == [("deleted_in_poweroffice_go",)]
+    assert stack.invoiced.get(f"/customers/{inv_id}") is not None
+    assert len(stack.records("invoiced", "customers")) == 2
+
+
+def test_a_backfill_run_resyncs_the_changes_of_its_data_interval(stack):
+    import datetime as dt
+
+    from pogo_invoiced_sync.engine.link_store import LinkStore
+    from pogo_invoiced_sync.engine.steps import extract
+    from pogo_invoiced_sync.engine.mapping import load_mapping
+    from pogo_invoiced_sync.operators.sync import _hook
+    import psycopg
+
+    _seed_both(stack, {"companies": 2}, {})
+    stack.run("customers_company")
+    store = LinkStore(lambda: psycopg.connect(stack.dsn))
+    mapping = load_mapping("customers_company")
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    result = extract(store, mapping, "poweroffice_go", _hook("poweroffice_go", None), "backfill-run", since_override=start)
+    store.close()
+    assert result["records"] == 2  # the cursor is past them, the backfill's interval is not
+    assert result["since"] == (start - dt.timedelta(seconds=5)).isoformat()

@@ -149,7 +149,8 @@ class LinkStore:
         """Staged payloads in chunks, read through a server-side cursor to bound memory."""
         with self.conn.transaction(), self.conn.cursor(name=f"staging_{system}") as cur:
             cur.itersize = chunk
-            cur.execute(self.q("SELECT payload FROM {s}.staging WHERE flow = %s AND run_id = %s AND system = %s"),
+            cur.execute(self.q("SELECT DISTINCT ON (record_id) payload FROM {s}.staging "
+                               "WHERE flow = %s AND run_id = %s AND system = %s ORDER BY record_id, seq DESC"),
                         (flow, run_id, system))
             while rows := cur.fetchmany(chunk):
                 yield [r[0] for r in rows]
@@ -191,12 +192,45 @@ class LinkStore:
                                "ON CONFLICT (flow, system) DO UPDATE SET cursor = greatest(c.cursor, EXCLUDED.cursor), "
                                "updated_at = now()"), (flow, system, value))
 
-    def unseen_records(self, flow: str, system: str, run_id: str) -> list[str]:
-        """Ids of mirrored records a full scan of this run did not list (candidates for a deletion check)."""
+    def missing_linked(self, flow: str, run_id: str, system: str) -> list[str]:
+        """Ids of ``system`` records linked in ``flow`` that this run's full listing did not show."""
+        column = "poweroffice_go_id" if system == "poweroffice_go" else "invoiced_id"
         with self.transaction() as cur:
-            cur.execute(self.q("SELECT record_id FROM {s}.records WHERE flow = %s AND system = %s "
-                               "AND seen_run IS DISTINCT FROM %s"), (flow, system, run_id))
+            cur.execute(self.q(
+                f"SELECT l.{column} FROM {{s}}.links l WHERE l.flow = %s AND l.state = 'active' AND NOT EXISTS "
+                f"(SELECT 1 FROM {{s}}.staging s WHERE s.flow = %s AND s.run_id = %s AND s.system = %s "
+                f"AND s.record_id = l.{column})"), (flow, flow, run_id, system))
             return [r[0] for r in cur.fetchall()]
+
+    def mark_gone(self, flow: str, run_id: str, system: str, ids: list[str], reason: str) -> None:
+        """Record on the links that these ``system`` records were confirmed gone (nothing is propagated)."""
+        column = "poweroffice_go_id" if system == "poweroffice_go" else "invoiced_id"
+        with self.transaction() as cur:
+            cur.executemany(self.q(f"UPDATE {{s}}.links SET state = %s, state_reason = %s, updated_at = now() "
+                                   f"WHERE flow = %s AND {column} = %s"),
+                            [(f"deleted_in_{system}", reason, flow, i) for i in ids])
+            self._log(cur, flow, run_id, [{"operation": "delete_detected", "outcome": "reported", "reason": reason,
+                                          f"{system}_id": i} for i in ids])
+
+    def linked_pairs(self, flow: str) -> Iterator[tuple]:
+        """(PowerOffice Go id, Invoiced id, PowerOffice Go values, Invoiced values) of every active link."""
+        with self.conn.transaction(), self.conn.cursor(name="linked_pairs") as cur:
+            cur.itersize = 5000
+            cur.execute(self.q(
+                "SELECT l.poweroffice_go_id, l.invoiced_id, p.vals, i.vals FROM {s}.links l "
+                "JOIN {s}.records p ON p.flow = l.flow AND p.system = 'poweroffice_go' AND p.record_id = l.poweroffice_go_id "
+                "JOIN {s}.records i ON i.flow = l.flow AND i.system = 'invoiced' AND i.record_id = l.invoiced_id "
+                "WHERE l.flow = %s AND l.state = 'active'"), (flow,))
+            yield from cur
+
+    def unlinked_records(self, flow: str) -> list[tuple[str, str]]:
+        """(system, id) of routed records of ``flow`` that have no counterpart."""
+        with self.transaction() as cur:
+            cur.execute(self.q(
+                "SELECT r.system, r.record_id FROM {s}.records r WHERE r.flow = %s AND r.routed AND NOT EXISTS ("
+                "SELECT 1 FROM {s}.links l WHERE l.flow = r.flow AND CASE WHEN r.system = 'poweroffice_go' "
+                "THEN l.poweroffice_go_id = r.record_id ELSE l.invoiced_id = r.record_id END)"), (flow,))
+            return cur.fetchall()
 
     # -- reconcile ----------------------------------------------------------------------------------------
 

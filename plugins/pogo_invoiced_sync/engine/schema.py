@@ -34,14 +34,16 @@ CREATE TABLE {s}.records (
     PRIMARY KEY (flow, system, record_id)
 );
 CREATE INDEX records_dirty ON {s}.records (flow) WHERE dirty;
+-- A listing may show a record twice (it moved between pages while we paged): the map step keeps the last.
 CREATE TABLE {s}.staging (
+    seq bigserial,
     flow text NOT NULL,
     run_id text NOT NULL,
     system text NOT NULL,
     record_id text NOT NULL,
-    payload jsonb NOT NULL,
-    PRIMARY KEY (flow, run_id, system, record_id)
+    payload jsonb NOT NULL
 );
+CREATE INDEX staging_run ON {s}.staging (flow, run_id, system, record_id, seq);
 CREATE TABLE {s}.extracts (
     flow text NOT NULL,
     run_id text NOT NULL,

@@ -27,6 +27,7 @@ OVERLAP = dt.timedelta(seconds=5)
 UNRESOLVED = "?"  # prefix of a reference that has no link yet
 DIRECTION = {INVOICED: "to_invoiced", POGO: "to_poweroffice_go"}
 CHUNK = 200
+MAX_LOOKUPS = 50  # deletion checks per run and system before a listing counts as partial
 
 
 def _fingerprint(vals: dict, routed: bool, external_ref: str | None) -> str:
@@ -83,7 +84,33 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
 
     count = store.write_staging(mapping.flow, run_id, system, pages(), full_scan, since,
                                 lambda: newest[0] if newest else None, lambda: _calls(hook) - calls_before)
-    return {"system": system, "records": count, "full_scan": full_scan, "since": since.isoformat() if since else None}
+    result = {"system": system, "records": count, "full_scan": full_scan, "since": since.isoformat() if since else None}
+    if full_scan:
+        result["confirmed_gone"] = _confirm_missing(store, mapping, system, entity, hook, run_id)
+    return result
+
+
+def _confirm_missing(store: LinkStore, mapping: Mapping, system: str, entity, hook, run_id: str) -> int:
+    """MAPPING.md, decision 8: absence from a list is not a deletion; a lookup confirms it, the link records it.
+
+    A listing that misses many linked records at once is more likely a partial answer than mass deletion:
+    then nothing is looked up or recorded, and the run says so.
+    """
+    missing = store.missing_linked(mapping.flow, run_id, system)
+    if not missing:
+        return 0
+    links = store.count_links(mapping.flow)
+    if len(missing) > max(MAX_LOOKUPS, links * 0.2):
+        store.log(mapping.flow, run_id, [{"operation": "report", "outcome": "reported",
+                                          "reason": f"{len(missing)} of {links} linked {system} records are missing from "
+                                                    "a full listing; treated as a partial answer, nothing marked deleted"}])
+        return 0
+    gone = [record_id for record_id in missing if entity.get(hook, record_id) is None]
+    if gone:
+        reason = (f"no longer found in {system} (deleted, or for a sales order: invoiced); "
+                  "recorded on the link, not propagated")
+        store.mark_gone(mapping.flow, run_id, system, gone, reason)
+    return len(gone)
 
 
 def _calls(hook) -> int:
@@ -150,11 +177,12 @@ class ChangeGuardTripped(RuntimeError):
 
 
 def reconcile(store: LinkStore, mapping: Mapping, run_id: str, sibling_flows: tuple[str, ...] = (), *,
-              dry_run: bool = False, allow_mass_changes: bool = False) -> dict:
+              dry_run: bool = False, allow_mass_changes: bool = False, full_refresh: bool = False) -> dict:
     """Compare the dirty records with their links and merge bases; write the plan of creates and updates.
 
     Link-store-only decisions (recovered links, converged merge bases) are applied here, unless ``dry_run``.
     Raises :class:`ChangeGuardTripped` before writing anything when the plan trips the mapping's guard.
+    On ``full_refresh`` it also writes the drift report: records on one side only, and linked pairs that differ.
     """
     with store.flow_lock(mapping.flow):
         rows = list(store.dirty_pairs(mapping.flow))
@@ -167,13 +195,14 @@ def reconcile(store: LinkStore, mapping: Mapping, run_id: str, sibling_flows: tu
         if not allow_mass_changes:
             _check_guard(store, mapping, run_id, plan)
         store.replace_plan(mapping.flow, run_id, plan.items, plan.settled, plan.log)
+        drift = _drift_report(store, mapping, run_id) if full_refresh else None
         local = store.plan_items(mapping.flow, run_id, None)
         if dry_run:
             store.log(mapping.flow, run_id, [_planned(it) for it in local])
             store.mark_planned(mapping.flow, run_id, None)
         else:
             _apply_link_store_items(store, mapping, run_id, local, plan.settled)
-    return {"dirty": len(rows), **dict(plan.counts)}
+    return {"dirty": len(rows), **dict(plan.counts), **({"drift": drift} if drift else {})}
 
 
 def _check_guard(store: LinkStore, mapping: Mapping, run_id: str, plan: _Plan) -> None:
@@ -189,6 +218,31 @@ def _check_guard(store: LinkStore, mapping: Mapping, run_id: str, plan: _Plan) -
             store.log(mapping.flow, run_id, [{"operation": "guard", "outcome": "failed", "reason": message,
                                               "direction": DIRECTION[target]}])
             raise ChangeGuardTripped(message)
+
+
+def _drift_report(store: LinkStore, mapping: Mapping, run_id: str) -> dict:
+    """Compare every linked pair field by field (pandas) and list the records that exist on one side only."""
+    columns = [f.name for f in mapping.fields]
+    pairs = list(store.linked_pairs(mapping.flow))
+    refs = _References(store, mapping, [{POGO: None, INVOICED: {"vals": i}} for _, _, _, i in pairs])
+    pogo = pd.DataFrame([p for _, _, p, _ in pairs], columns=columns)
+    inv = pd.DataFrame([refs.canonical(INVOICED, i) for _, _, _, i in pairs], columns=columns)
+    differs = pogo.ne(inv) & ~(pogo.isna() & inv.isna())
+    log = []
+    for row in differs.index[differs.any(axis=1)]:
+        fields = [c for c in columns if differs.at[row, c]]
+        pogo_id, inv_id = pairs[row][0], pairs[row][1]
+        log.append({"operation": "drift", "outcome": "reported", "poweroffice_go_id": pogo_id, "invoiced_id": inv_id,
+                    "reason": f"fields differ: {', '.join(fields)}",
+                    "before": {c: pogo.at[row, c] for c in fields}, "after": {c: inv.at[row, c] for c in fields}})
+    only = store.unlinked_records(mapping.flow)
+    for system, record_id in only:
+        log.append({"operation": "drift", "outcome": "reported", f"{system}_id": record_id,
+                    "reason": f"only in {system}"})
+    store.log(mapping.flow, run_id, log)
+    return {"only_in_poweroffice_go": sum(s == POGO for s, _ in only),
+            "only_in_invoiced": sum(s == INVOICED for s, _ in only),
+            "pairs_differing": int(differs.any(axis=1).sum()), "pairs_compared": len(pairs)}
 
 
 class _References:
@@ -544,10 +598,12 @@ def summarise(store: LinkStore, mapping: Mapping, run_id: str) -> dict:
     """Per-direction counts of the run — created, updated, conflicts, rejected, waiting — stored as its report."""
     summary: dict[str, dict[str, int]] = {}
     labels = {("create", "ok"): "created", ("update", "ok"): "updated", ("conflict", "ok"): "conflicts",
-              ("wait", "waiting"): "waiting", ("report", "reported"): "reported", ("link", "ok"): "linked"}
+              ("wait", "waiting"): "waiting", ("report", "reported"): "reported", ("link", "ok"): "linked",
+              ("drift", "reported"): "drift", ("delete_detected", "reported"): "confirmed_gone",
+              ("guard", "failed"): "guard_tripped"}
     for direction, operation, outcome, count in store.run_counts(mapping.flow, run_id):
         label = labels.get((operation, outcome))
-        if outcome == "failed":
+        if outcome == "failed" and operation != "guard":
             label = "rejected"
         elif outcome == "planned":
             label = f"planned_{operation}"

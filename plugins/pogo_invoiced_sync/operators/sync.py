@@ -130,7 +130,8 @@ class ReconcileOperator(FlowOperator):
         try:
             return steps.reconcile(store, self.mapping, context["run_id"], self.sibling_flows,
                                    dry_run=self.param(context, "dry_run"),
-                                   allow_mass_changes=self.param(context, "allow_mass_changes"))
+                                   allow_mass_changes=self.param(context, "allow_mass_changes"),
+                                   full_refresh=self.param(context, "full_refresh"))
         finally:
             store.close()
 
