@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install sandbox test clean
+.PHONY: install sandbox test clean demo up down screenshot
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv==0.13.8
@@ -19,6 +19,18 @@ sandbox: install ## Run both API sandboxes in the foreground on 127.0.0.1
 
 test: install ## Run the test suite (needs PostgreSQL: uses $$SYNC_STATE_DSN, or 127.0.0.1:5432, or starts an embedded one)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: install ## From a fresh clone: embedded PostgreSQL, seeded sandboxes, Airflow home; run each flow once; summary
+	$(PY) tools/demo.py demo
+
+up: install ## Airflow (UI on http://127.0.0.1:8080, admin/admin) and the sandboxes in the background; DAGs unpaused
+	$(PY) tools/demo.py up
+
+down: ## Stop everything demo/up started (Airflow, sandboxes, embedded PostgreSQL), by the PID files under .run/
+	@if [ -x $(PY) ]; then $(PY) tools/demo.py down; else echo "nothing to stop (no $(VENV))"; fi
+
+screenshot: up ## Log in to the Airflow UI in headless Chromium; save the DAG list to docs/img/airflow-dags.png
+	$(PY) tools/screenshot.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
