@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import json
 import os
+import pickle
 import signal
 import sys
 
@@ -16,11 +17,36 @@ from sandboxes.poweroffice_go.service import PowerOfficeGoService
 from sandboxes.settings import SandboxSettings
 
 
-async def serve(settings: SandboxSettings, seed: dict | None, ready_file: str | None) -> None:
-    """Run both apps until SIGINT/SIGTERM."""
+def load_state(path: str | None, services: dict) -> bool:
+    """Restore each service from ``path`` (written by :func:`save_state`) if it exists; tell whether it did."""
+    if not path or not os.path.exists(path):
+        return False
+    with open(path, "rb") as handle:
+        state = pickle.load(handle)  # our own file, written by this module
+    for name, service in services.items():
+        if name in state:
+            service.restore(state[name])
+    return True
+
+
+def save_state(path: str | None, services: dict) -> None:
+    """Write every service's snapshot to ``path`` atomically (a crash mid-write keeps the previous file)."""
+    if not path:
+        return
+    temporary = f"{path}.tmp"
+    with open(temporary, "wb") as handle:
+        pickle.dump({name: service.snapshot() for name, service in services.items()}, handle)
+    os.replace(temporary, path)
+
+
+async def serve(settings: SandboxSettings, seed: dict | None, ready_file: str | None,
+                state_file: str | None = None) -> None:
+    """Run both apps until SIGINT/SIGTERM; with ``state_file``, load the stores at start and save them at stop."""
     pogo = PowerOfficeGoService(settings)
     invoiced = InvoicedService(settings)
-    if seed:
+    services = {pogo.name: pogo, invoiced.name: invoiced}
+    restored = load_state(state_file, services)
+    if seed and not restored:
         pogo.seed(seed.get("poweroffice_go", {}))
         invoiced.seed(seed.get("invoiced", {}))
     runners = []
@@ -51,6 +77,7 @@ async def serve(settings: SandboxSettings, seed: dict | None, ready_file: str | 
     await stop.wait()
     for runner in runners:
         await runner.cleanup()
+    save_state(state_file, services)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invoiced-port", type=int)
     parser.add_argument("--seed", help="JSON seed spec: {\"poweroffice_go\": {...}, \"invoiced\": {...}}")
     parser.add_argument("--ready-file", help="write the PID and ports here once both listen")
+    parser.add_argument("--state-file", help="keep the data over restarts: load it from here at start (if the "
+                                             "file exists) and save it here on SIGTERM/SIGINT")
     args = parser.parse_args(argv)
     env = dict(os.environ)
     if args.pogo_port is not None:
@@ -67,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.invoiced_port is not None:
         env["INVOICED_SANDBOX_PORT"] = str(args.invoiced_port)
     settings = SandboxSettings.from_env(env)
-    asyncio.run(serve(settings, json.loads(args.seed) if args.seed else None, args.ready_file))
+    asyncio.run(serve(settings, json.loads(args.seed) if args.seed else None, args.ready_file, args.state_file))
     return 0
 
 

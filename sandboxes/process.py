@@ -67,7 +67,10 @@ class Admin:
 class SandboxProcess:
     """Both sandboxes in one child process, on free (or given) loopback ports."""
 
-    def __init__(self, settings: SandboxSettings | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, settings: SandboxSettings | None = None, log_path: Path | None = None,
+                 state_file: Path | None = None) -> None:
+        """``state_file``: the child saves both stores there when stopped and loads them at start (see restart)."""
+        self.state_file = state_file
         self.settings = settings or SandboxSettings.from_env({"POGO_SANDBOX_PORT": str(free_port()),
                                                               "INVOICED_SANDBOX_PORT": str(free_port())})
         self.log_path = log_path
@@ -95,8 +98,10 @@ class SandboxProcess:
                "INVOICED_SANDBOX_API_KEY": self.settings.invoiced_api_key}
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         root = Path(__file__).resolve().parent.parent
-        self.proc = subprocess.Popen([sys.executable, "-m", "sandboxes", "--ready-file", str(ready)],
-                                     cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+        args = [sys.executable, "-m", "sandboxes", "--ready-file", str(ready)]
+        if self.state_file:
+            args += ["--state-file", str(self.state_file)]
+        self.proc = subprocess.Popen(args, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -118,7 +123,8 @@ class SandboxProcess:
                 self.proc.wait()
 
     def restart(self) -> None:
-        """Stop and start again on the same ports; stored data is lost, as after a real outage of a test stack."""
+        """Stop and start again on the same ports. With a ``state_file`` the data survives (faults and counters
+        do not); without one it is lost."""
         self.stop()
         self.start()
 

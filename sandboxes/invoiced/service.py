@@ -98,6 +98,15 @@ class InvoicedService:
         self.store = Store()
         self.configure({key: value for key, value in DEFAULT_SETTINGS.items()})
 
+    def snapshot(self) -> dict:
+        """The state a restart keeps (``--state-file``): the store (records, caches, idempotent replies), settings."""
+        return {"store": self.store, "settings": dict(self.settings)}
+
+    def restore(self, state: dict) -> None:
+        """Take back a :meth:`snapshot`; nothing is in flight after a restart."""
+        self.store = state["store"]
+        self.configure(state["settings"])
+
     def seed(self, spec: dict) -> dict:
         """Add deterministic Nordic customers, contacts and invoices; return the counts."""
         return seeding.seed(self.store, spec or {})

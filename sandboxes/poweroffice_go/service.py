@@ -87,6 +87,16 @@ class PowerOfficeGoService:
         self.config = dict(DEFAULT_CONFIG)
         self.limiter = RequestsPerSecond(DEFAULT_CONFIG["rate_limit_per_second"])
 
+    def snapshot(self) -> dict:
+        """The state a restart keeps (``--state-file``): the store, the settings and the issued tokens."""
+        return {"store": self.store, "config": dict(self.config), "tokens": self.tokens}
+
+    def restore(self, state: dict) -> None:
+        """Take back a :meth:`snapshot` (a rate-limit window starts afresh, as after a real restart)."""
+        self.store, self.tokens = state["store"], state["tokens"]
+        self.config = dict(DEFAULT_CONFIG)
+        self.configure(state["config"])
+
     def configure(self, settings: dict) -> dict:
         """Change ``token_ttl_seconds`` and/or ``rate_limit_per_second`` (0 or null switches the limit off)."""
         unknown = set(settings) - set(DEFAULT_CONFIG)
