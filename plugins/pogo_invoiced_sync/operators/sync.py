@@ -157,6 +157,7 @@ class UpsertOperator(FlowOperator):
         try:
             hook = _hook(self.target, self.api_conn_id)
             dry_run = self.param(context, "dry_run")
+            hook.connection()  # max_workers is read from the connection's extras: load them before using it
             workers = 1 if dry_run else max(1, int(getattr(hook, "max_workers", 4) or 4))
             result = steps.upsert(store, self.mapping, self.target, hook, context["run_id"], dry_run=dry_run,
                                   max_workers=workers)
