@@ -453,7 +453,7 @@ def print_edit_examples(settings) -> None:
         "print(json.load(sys.stdin)[\"access_token\"])')")
     say(f"  curl -s -X PATCH {pogo}/v2/Customers/<id> -H \"Authorization: Bearer $TOKEN\" \\")
     say(f"      -H 'Ocp-Apim-Subscription-Key: {settings.pogo_subscription_key}' "
-        "-H 'Content-Type: application/json' \\")
+        "-H 'Content-Type: application/json-patch+json' \\")
     say("      -d '[{\"op\": \"replace\", \"path\": \"/Name\", \"value\": \"Renamed in PowerOffice AS\"}]'")
     say(f"  # Invoiced: update customer <id> (ids: curl -s {inv}/_sandbox/records/customers)")
     say(f"  curl -s -u {settings.invoiced_api_key}: -X PATCH {inv}/customers/<id> "
