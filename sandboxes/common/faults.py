@@ -13,7 +13,9 @@ class Faults:
     Rates are probabilities in [0, 1]; ``path_pattern`` and ``methods`` narrow which requests are hit.
     ``strip_fields`` (dotted paths) are removed from, and ``set_fields`` (dotted path → value) written into, every
     object of a JSON answer in scope (an object, or each object of an array): a server that leaves fields out or
-    returns a value the other side refuses. The request itself is handled normally.
+    returns a value the other side refuses. ``keep_fraction`` cuts every JSON array answer in scope to its first
+    fraction (0: an empty list): a list endpoint that suddenly answers with only part of the records.
+    The request itself is handled normally.
     """
 
     latency_ms: float = 0.0
@@ -29,11 +31,14 @@ class Faults:
     malformed_rate: float = 0.0
     strip_fields: list[str] | None = None
     set_fields: dict | None = None
+    keep_fraction: float | None = None
     path_pattern: str | None = None
     methods: list[str] | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.keep_fraction is not None and not 0 <= self.keep_fraction <= 1:
+            raise ValueError("keep_fraction must be between 0 and 1")
         self._rng = random.Random(self.seed)
         self._pattern = re.compile(self.path_pattern) if self.path_pattern else None
 
@@ -62,10 +67,12 @@ class Faults:
 
     def rewrites(self) -> bool:
         """Tell whether answers in scope are rewritten (``strip_fields`` / ``set_fields``)."""
-        return bool(self.strip_fields or self.set_fields)
+        return bool(self.strip_fields or self.set_fields) or self.keep_fraction is not None
 
     def rewrite(self, data):
-        """Apply ``strip_fields`` and ``set_fields`` to a decoded JSON answer; return it."""
+        """Apply ``keep_fraction``, ``strip_fields`` and ``set_fields`` to a decoded JSON answer; return it."""
+        if self.keep_fraction is not None and isinstance(data, list):
+            data = data[:int(len(data) * self.keep_fraction)]
         for record in data if isinstance(data, list) else [data]:
             if not isinstance(record, dict):
                 continue
