@@ -6,10 +6,11 @@ export UV_COMPILE_BYTECODE := 1
 
 .PHONY: install sandbox test clean demo up down screenshot
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	@test -x $(PY) || $(PYTHON) -m uv venv --quiet --python $(PYTHON) $(VENV)
 	$(PYTHON) -m uv pip install --quiet --compile-bytecode --python $(PY) -r requirements.txt -r requirements-dev.txt
+	$(PYTHON) -m uv pip install --quiet --compile-bytecode --python $(PY) --no-deps -e .
 	@touch $@
 
 install: $(VENV)/.installed ## Install the pinned runtime and test requirements into .venv

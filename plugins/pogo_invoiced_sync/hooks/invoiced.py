@@ -35,7 +35,7 @@ class InvoicedHook(ApiHook):
 
     conn_name_attr = "http_conn_id"
     default_conn_name = "invoiced_default"
-    conn_type = "http"
+    conn_type = "invoiced"
     hook_name = "Invoiced"
 
     system = "Invoiced"

@@ -62,7 +62,7 @@ class PowerOfficeGoHook(ApiHook):
 
     conn_name_attr = "http_conn_id"
     default_conn_name = "poweroffice_go_default"
-    conn_type = "http"
+    conn_type = "poweroffice_go"
     hook_name = "PowerOffice Go"
 
     system = "PowerOffice Go"
