@@ -42,6 +42,10 @@ def _uuid(*parts: str) -> str:
 def mirror_row(mapping: Mapping, system: str, raw: dict) -> dict:
     """The mirror row of one raw API record: canonical values, routing, carried id, change time, fingerprint."""
     entity = entity_for(system, mapping.sides[system].entity)
+    missing = _missing_paths(mapping, system, raw)
+    if missing:
+        # An answer that leaves a mapped field out says nothing about its value: reading it as empty would wipe it.
+        raise ValueError(f"{system} record {raw.get(entity.id_field)} lacks mapped field(s) {', '.join(missing)}")
     vals = mapping.read(system, raw)
     routed = mapping.sides[system].routes(raw)
     external_ref = entity.external_ref(raw)
@@ -49,6 +53,44 @@ def mirror_row(mapping: Mapping, system: str, raw: dict) -> dict:
     return {"system": system, "record_id": entity.record_id(raw), "vals": vals, "routed": routed,
             "external_ref": external_ref, "changed_at": entity.changed_at(raw), "meta": entity.meta(raw, paths),
             "fingerprint": _fingerprint(vals, routed, external_ref)}
+
+
+def _missing_paths(mapping: Mapping, system: str, raw: dict) -> list[str]:
+    """Mapped paths absent from ``raw`` (a null parent object counts as present: all its fields are empty).
+
+    Of a ``first_of`` field only the first path must be present; the others are fallbacks. Routing keys are not
+    checked: an absent one reads as false by design (Invoiced shows no ``voided`` key on invoices).
+    """
+    wanted: list[str] = []
+    for f in mapping.fields:
+        side = f.sides[system]
+        wanted += side.paths[:1] if side.kind == "first_of" else side.paths
+    missing = []
+    for path in wanted:
+        node: Any = raw
+        for part in path.split("."):
+            if node is None:
+                break
+            if not isinstance(node, dict) or part not in node:
+                missing.append(path)
+                break
+            node = node[part]
+    return missing
+
+
+def _stamp(entity, raw: dict) -> dt.datetime | None:
+    """The filter time of a record that may be malformed (None when unreadable)."""
+    try:
+        return entity.filter_time(raw)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _hold(cursor: dt.datetime | None, bad: list[dt.datetime]) -> dt.datetime | None:
+    """The cursor kept just before the earliest unreadable record, so that the next run lists it again."""
+    if cursor is None or not bad:
+        return cursor
+    return min(cursor, min(bad) - dt.timedelta(microseconds=1))
 
 
 # -- extract --------------------------------------------------------------------------------------------------
@@ -67,6 +109,8 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
             since = since - OVERLAP
     newest: list[dt.datetime] = []
     calls_before = _calls(hook)
+    unreadable: list[dict] = []
+    held: list[dt.datetime] = []
 
     def pages():
         for page in entity.list(hook, since):
@@ -75,7 +119,13 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
                 try:
                     rows.append((entity.record_id(raw), raw))
                 except ValueError as exc:
+                    # Not silently skipped: the sync log says so, and the cursor stays before it for the next run.
                     log.warning("skipping malformed %s record: %s", system, exc)
+                    unreadable.append({"operation": "reject", "outcome": "failed",
+                                       "reason": f"unreadable {system} record{_describe(raw)}: {exc}"})
+                    stamp = _stamp(entity, raw)
+                    if stamp:
+                        held.append(stamp)
                     continue
                 stamp = entity.filter_time(raw)
                 if stamp and (not newest or stamp > newest[0]):
@@ -83,7 +133,9 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
             yield rows
 
     count = store.write_staging(mapping.flow, run_id, system, pages(), full_scan, since,
-                                lambda: newest[0] if newest else None, lambda: _calls(hook) - calls_before)
+                                lambda: _hold(newest[0] if newest else None, held), lambda: _calls(hook) - calls_before)
+    if unreadable:
+        store.log(mapping.flow, run_id, unreadable)
     result = {"system": system, "records": count, "full_scan": full_scan, "since": since.isoformat() if since else None}
     if full_scan:
         result["confirmed_gone"] = _confirm_missing(store, mapping, system, entity, hook, run_id)
@@ -113,6 +165,14 @@ def _confirm_missing(store: LinkStore, mapping: Mapping, system: str, entity, ho
     return len(gone)
 
 
+def _describe(raw: dict) -> str:
+    """A hint to find a record that has no id: its name or number, if it has one."""
+    for key in ("name", "Name", "number", "Number", "ExternalImportReference"):
+        if raw.get(key) not in (None, ""):
+            return f" ({key} {raw[key]!r})"
+    return ""
+
+
 def _calls(hook) -> int:
     return int(hook.stats.get("calls_total", 0))
 
@@ -126,6 +186,8 @@ def map_records(store: LinkStore, mapping: Mapping, system: str, run_id: str) ->
         raise RuntimeError(f"no extract of {system} for run {run_id}: run the extract task first")
     seen = changed = rejected = 0
     bad: list[dict] = []
+    held: list[dt.datetime] = []
+    entity = entity_for(system, mapping.sides[system].entity)
     with store.flow_lock(mapping.flow):
         for chunk in store.iter_staging(mapping.flow, run_id, system):
             rows = []
@@ -136,13 +198,17 @@ def map_records(store: LinkStore, mapping: Mapping, system: str, run_id: str) ->
                     rejected += 1
                     bad.append({"operation": "reject", "outcome": "failed", "reason": f"unreadable {system} record: {exc}",
                                 f"{system}_id": str(raw.get("Id") or raw.get("id") or "")})
+                    stamp = _stamp(entity, raw)
+                    if stamp:
+                        held.append(stamp)
             seen += len(rows)
             changed += store.merge_records(mapping.flow, system, run_id, rows)
         if bad:
             store.log(mapping.flow, run_id, bad)
         store.set_changed(mapping.flow, run_id, system, changed)
         if not info["full_scan"] or info["max_changed_at"] is not None:
-            store.advance_cursor(mapping.flow, system, info["max_changed_at"])
+            # An unreadable record is read again by the next run (an answer missing fields may be a passing fault).
+            store.advance_cursor(mapping.flow, system, _hold(info["max_changed_at"], held))
     return {"system": system, "seen": seen, "changed": changed, "unreadable": rejected}
 
 
