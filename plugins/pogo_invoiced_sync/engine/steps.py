@@ -601,6 +601,13 @@ def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str
                     retryable: list[str]) -> None:
     source = other(target)
     links, base_updates, mirror, done, failed, intents_done, settled, log = [], [], [], [], [], [], [], []
+    # A create may answer with an existing record that carries the origin's reference (found after a unique-key
+    # refusal, or by an earlier attempt's intent). One linked to another record already, or routed to another flow,
+    # was put there by hand: linking it would silently take over a pair or move a record between flows.
+    id_field = entity_for(target, mapping.sides[target].entity).id_field
+    answered = [str(r[id_field]) for it, r, _reason, _retry in results
+                if it["action"] == "create" and isinstance(r, dict) and r.get(id_field) not in (None, "")]
+    linked_to = store.linked_ids([mapping.flow], target, answered) if answered else {}
     for item, response, reason, is_retryable in results:
         direction = DIRECTION[target]
         pogo_id, inv_id = item["poweroffice_go_id"], item["invoiced_id"]
@@ -622,6 +629,17 @@ def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str
                         "invoiced_id": inv_id})
             continue
         new_id = row["record_id"]
+        holder = linked_to.get(new_id)
+        if item["action"] == "create" and ((holder is not None and holder != item[f"{source}_id"]) or not row["routed"]):
+            failed.append(item["item"])
+            counts["failed"] += 1
+            why = (f"is already linked to {source} record {holder}" if holder is not None and holder != item[f"{source}_id"]
+                   else f"does not belong to flow {mapping.flow} (its type or state)")
+            log.append({"operation": "create", "outcome": "failed", "direction": direction,
+                        "poweroffice_go_id": pogo_id, "invoiced_id": inv_id, "after": item["changes"],
+                        "reason": f"{target} already has record {new_id} carrying this record's reference (a unique "
+                                  f"key), and it {why}; nothing was created or linked: resolve by hand"})
+            continue
         if target == POGO:
             pogo_id = new_id
         else:
