@@ -1,0 +1,12 @@
+"""Fixtures of the bad-input tests (the ``stack`` fixture comes from tests/conftest.py)."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def quick_retries(monkeypatch):
+    """Hooks retry as many times as in production, but without waiting between attempts."""
+    from pogo_invoiced_sync.hooks.common import ApiHook
+
+    monkeypatch.setattr(ApiHook, "_backoff", lambda self, attempt, retry_after: 0.01)
