@@ -294,15 +294,6 @@ class LinkStore:
                         (list(flows), ids))
             return dict(cur.fetchall())
 
-    def link_for(self, flows: Iterable[str], system: str, record_id: str) -> tuple[str, str] | None:
-        """The (flow, counterpart id) linked to ``record_id`` in any of ``flows``."""
-        here, there = ("poweroffice_go_id", "invoiced_id") if system == "poweroffice_go" else ("invoiced_id", "poweroffice_go_id")
-        with self.transaction() as cur:
-            cur.execute(self.q(f"SELECT flow, {there} FROM {{s}}.links WHERE flow = ANY(%s) AND {here} = %s"),
-                        (list(flows), record_id))
-            row = cur.fetchone()
-        return None if row is None else (row[0], row[1])
-
     def replace_plan(self, flow: str, run_id: str, items: list[dict], settled: list[tuple[str, str]],
                      log: list[dict]) -> None:
         """Store this run's plan, mark ``settled`` records clean and write ``log`` entries, in one transaction."""
