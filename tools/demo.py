@@ -75,7 +75,10 @@ def airflow_url() -> str:
 # -- processes ---------------------------------------------------------------------------------------------------
 
 def _alive(pid_file: Path, marker: str) -> int | None:
-    """The PID in ``pid_file`` if that process still runs and its command line contains ``marker``."""
+    """The PID in ``pid_file`` if that process still runs and its command line contains ``marker``.
+
+    Airflow's components rename themselves (``airflow api_server -- host:...``): their marker is ``airflow``.
+    """
     try:
         pid = int(pid_file.read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -340,8 +343,10 @@ def airflow_cmd(env: dict, *args: str, log: Path | None = None) -> None:
 def prepare_airflow(env: dict) -> None:
     """Migrate the metadata database and create the pools (both idempotent)."""
     airflow_cmd(env, "db", "migrate", log=LOGS / "airflow-db-migrate.log")
-    for name, description in POOLS.items():
-        airflow_cmd(env, "pools", "set", name, "1", description, log=LOGS / "airflow-pools.log")
+    pools = AIRFLOW_HOME / "pools.json"
+    pools.write_text(json.dumps({name: {"slots": 1, "description": description, "include_deferred": False}
+                                 for name, description in POOLS.items()}, indent=2))
+    airflow_cmd(env, "pools", "import", str(pools), log=LOGS / "airflow-pools.log")
 
 
 def run_flows_in_child(env: dict) -> dict:
@@ -469,11 +474,11 @@ def _component_pid(name: str) -> Path:
 def start_airflow(env: dict) -> None:
     full_env = {**os.environ, **env}
     binary = str(Path(sys.executable).parent / "airflow")
-    if not _alive(_component_pid("api-server"), "api-server") and not _port_free(airflow_port()):
+    if not _alive(_component_pid("api-server"), "airflow") and not _port_free(airflow_port()):
         raise SystemExit(f"port {airflow_port()} is taken by another program: set AIRFLOW_PORT=<free port>")
     for name, args in COMPONENTS.items():
         pid_file = _component_pid(name)
-        if _alive(pid_file, name):
+        if _alive(pid_file, "airflow"):
             say(f"  airflow {name} already running (pid {pid_file.read_text().strip()})")
             continue
         proc = _spawn([binary, *args], LOGS / f"airflow-{name}.log", full_env)
@@ -549,7 +554,7 @@ def cmd_demo() -> int:
         f"(task logs: {(LOGS / 'demo-flows.log').relative_to(ROOT)}) ...")
     runs = run_flows_in_child(env)
     ok = print_summary(link_dsn, runs)
-    print_next_steps(link_dsn, settings, running=bool(_alive(_component_pid("api-server"), "api-server")))
+    print_next_steps(link_dsn, settings, running=bool(_alive(_component_pid("api-server"), "airflow")))
     if not ok:
         say(f"\nA flow did not succeed: see {(LOGS / 'demo-flows.log').relative_to(ROOT)}")
     return 0 if ok else 1
@@ -573,7 +578,7 @@ def cmd_up() -> int:
 def cmd_down() -> int:
     say("Stopping the local stack")
     for name in reversed(COMPONENTS):
-        _stop_group(_component_pid(name), name, f"airflow {name}")
+        _stop_group(_component_pid(name), "airflow", f"airflow {name}")
     _stop_group(SANDBOX_PID, "-m sandboxes", "sandboxes")
     SANDBOX_STATE.unlink(missing_ok=True)
     from tools.postgres import stop_embedded

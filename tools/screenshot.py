@@ -55,11 +55,21 @@ def ensure_successful_runs(timeout: float = 300) -> None:
                       json={"logical_date": None, "conf": {"full_refresh": False, "dry_run": False}},
                       timeout=10).raise_for_status()
             print(f"triggered {dag_id}", flush=True)
-    deadline = time.monotonic() + timeout
+    def queued_asset_events(dag_id: str) -> int:
+        response = http.get(f"{url}/api/v2/dags/{dag_id}/assets/queuedEvents", timeout=10)
+        return len(response.json().get("queued_events", [])) if response.status_code == 200 else 0
+
+    # Quiet for a while: a finished customer flow queues an asset-triggered invoice run a moment later.
+    deadline, quiet_since = time.monotonic() + timeout, None
     while True:
         latest = {d: runs(d) for d in DAG_IDS}
         busy = [d for d, rs in latest.items() if any(r["state"] in ("queued", "running") for r in rs)]
-        if not busy:
+        busy += [d for d in DAG_IDS if queued_asset_events(d)]
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 10:
             break
         if time.monotonic() > deadline:
             raise SystemExit(f"runs still busy after {timeout:.0f} s: {busy}")
