@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install sandbox test clean demo up down screenshot
+.PHONY: install sandbox test bench clean demo up down screenshot
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv==0.13.8
@@ -32,6 +32,10 @@ down: ## Stop everything demo/up started (Airflow, sandboxes, embedded PostgreSQ
 
 screenshot: up ## Log in to the Airflow UI in headless Chromium; save the DAG list to docs/img/airflow-dags.png
 	$(PY) tools/screenshot.py
+
+BENCH_SIZES ?= 1000 10000 100000
+bench: install ## Benchmark the initial sync and a no-change run against the API floor (docs/benchmark.md)
+	$(PY) bench/run.py $(BENCH_SIZES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

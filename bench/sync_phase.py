@@ -1,0 +1,103 @@
+"""One sync cycle (all three flows) in a process of its own, run the way the DAG tasks run it.
+
+Each flow's tasks are the package's operators, called through ``execute(context)`` in DAG order with a minimal
+context (``run_id`` and ``params``): extract both systems → map → reconcile → upsert Invoiced → upsert PowerOffice Go →
+report; flows in the order customers_company, customers_person, salesorders_invoices (the invoice flow depends on
+both customer flows). No scheduler, no task runner: what is measured is the engine, the hooks and the link store.
+The connections come from AIRFLOW_CONN_* variables set by ``bench/run.py``.
+
+Usage (by bench/run.py): ``python bench/sync_phase.py OUT.json LABEL``; prints nothing, writes OUT.json.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for path in (ROOT / "plugins", ROOT):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+FLOWS = (("customers_company", ("customers_person",)), ("customers_person", ("customers_company",)),
+         ("salesorders_invoices", ()))
+
+
+def main(out_path: str, label: str) -> int:
+    from bench.timing import RssSampler, StoreTimes, TimedStore, maxrss_mib, rss_mib
+
+    sampler = RssSampler().start()
+    logging.basicConfig(level=logging.WARNING)
+    import_started = time.perf_counter()
+    from pogo_invoiced_sync.engine.link_store import LinkStore
+    from pogo_invoiced_sync.engine.mapping import INVOICED, POGO
+    from pogo_invoiced_sync.operators import sync
+
+    times = StoreTimes()
+    # Every LinkStore the operators open goes through the timing proxy (migrate() and connecting included).
+    sync.LinkStore = lambda connect, schema: TimedStore(LinkStore(connect, schema), times)
+    from bench import variants
+
+    variant = os.environ.get("BENCH_UPSERT") or None
+    variants.apply(variant)
+    import_seconds = time.perf_counter() - import_started
+    baseline_rss = rss_mib()
+
+    params = {"full_refresh": False, "dry_run": False}
+    tasks: list[dict] = []
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    started = time.perf_counter()
+    failure = None
+    for flow, siblings in FLOWS:
+        run_id = f"bench__{label}__{stamp}__{flow}"
+        context = {"run_id": run_id, "params": params}
+        ops = [sync.ExtractOperator(task_id=f"extract_{POGO}", flow=flow, system=POGO),
+               sync.ExtractOperator(task_id=f"extract_{INVOICED}", flow=flow, system=INVOICED),
+               sync.MapOperator(task_id="map", flow=flow),
+               sync.ReconcileOperator(task_id="reconcile", flow=flow, sibling_flows=siblings),
+               sync.UpsertOperator(task_id=f"upsert_{INVOICED}", flow=flow, target=INVOICED),
+               sync.UpsertOperator(task_id=f"upsert_{POGO}", flow=flow, target=POGO),
+               sync.ReportOperator(task_id="report", flow=flow)]
+        for op in ops:
+            store_before = times.total()
+            sampler.mark()
+            task_started = time.perf_counter()
+            try:
+                result = op.execute(context)
+            except Exception as exc:  # noqa: BLE001 - recorded in the results, the run stops here
+                failure = f"{flow}.{op.task_id}: {type(exc).__name__}: {exc}"
+                result = None
+            tasks.append({"flow": flow, "task": op.task_id, "seconds": round(time.perf_counter() - task_started, 3),
+                          "store_seconds": round(times.total() - store_before, 3),
+                          "peak_rss_mib": round(sampler.peak_since_mark(), 1),
+                          "result": _compact(result)})
+            if failure:
+                break
+        if failure:
+            break
+    wall = time.perf_counter() - started
+    sampler.stop()
+    Path(out_path).write_text(json.dumps({
+        "label": label, "upsert_variant": variant, "wall_seconds": round(wall, 3), "failure": failure,
+        "import_seconds": round(import_seconds, 2), "baseline_rss_mib": round(baseline_rss, 1),
+        "peak_rss_mib": round(maxrss_mib(), 1),
+        "store_seconds": round(times.total(), 3),
+        "store_by_method": {k: {"seconds": round(v, 3), "calls": times.calls[k]}
+                            for k, v in times.seconds.most_common()},
+        "tasks": tasks}, indent=1, default=str))
+    return 0 if failure is None else 1
+
+
+def _compact(result):
+    """The operator's result without bulky parts."""
+    if not isinstance(result, dict):
+        return result
+    return {k: v for k, v in result.items() if k not in ("run_id",)}
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    sys.exit(main(sys.argv[1], sys.argv[2]))
