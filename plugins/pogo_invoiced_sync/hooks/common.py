@@ -516,7 +516,9 @@ class ApiHook(HttpHook):
             send_headers["Content-Type"] = "application/json"
         with self._limiter().slot() as waited:
             try:
-                response = session.request(method, url, data=payload, headers=send_headers,
+                # verify passed explicitly, as HttpHook.run does: otherwise requests lets REQUESTS_CA_BUNDLE /
+                # CURL_CA_BUNDLE override the connection's ``verify`` (a CA bundle path, or false) (psf/requests#3829).
+                response = session.request(method, url, data=payload, headers=send_headers, verify=session.verify,
                                            timeout=(min(10.0, self.timeout), self.timeout))
             except requests.exceptions.SSLError as exc:
                 self._count(method, "ssl-error", waited)
