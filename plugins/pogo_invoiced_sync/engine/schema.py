@@ -34,16 +34,14 @@ CREATE TABLE {s}.records (
     PRIMARY KEY (flow, system, record_id)
 );
 CREATE INDEX records_dirty ON {s}.records (flow) WHERE dirty;
--- A listing may show a record twice (it moved between pages while we paged): the map step keeps the last.
 CREATE TABLE {s}.staging (
-    seq bigserial,
     flow text NOT NULL,
     run_id text NOT NULL,
     system text NOT NULL,
     record_id text NOT NULL,
-    payload jsonb NOT NULL
+    payload jsonb NOT NULL,
+    PRIMARY KEY (flow, run_id, system, record_id)
 );
-CREATE INDEX staging_run ON {s}.staging (flow, run_id, system, record_id, seq);
 CREATE TABLE {s}.extracts (
     flow text NOT NULL,
     run_id text NOT NULL,
@@ -135,5 +133,12 @@ CREATE VIEW {s}.v_waiting AS
                     AND (CASE WHEN r.system = 'poweroffice_go' THEN s.poweroffice_go_id ELSE s.invoiced_id END) = r.record_id
                   ORDER BY s.id DESC LIMIT 1) w ON true
     WHERE r.dirty;
+"""),
+    # Link stores created with version 1 as first released (primary key, no seq) and those created while version 1
+    # carried this change in place both end here: idempotent on either.
+    (3, "staging keeps a record listed twice (it moved between pages while we paged); the map step keeps the last", """
+ALTER TABLE {s}.staging DROP CONSTRAINT IF EXISTS staging_pkey;
+ALTER TABLE {s}.staging ADD COLUMN IF NOT EXISTS seq bigserial;
+CREATE INDEX IF NOT EXISTS staging_run ON {s}.staging (flow, run_id, system, record_id, seq);
 """),
 ]
