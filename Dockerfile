@@ -17,6 +17,9 @@ RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/airf
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 include/ /opt/airflow/include/
+# Installing the package registers its connection types (poweroffice_go, invoiced): the UI form and Test button.
+COPY --chown=airflow:0 pyproject.toml README.md /opt/airflow/
+RUN pip install --no-cache-dir --no-deps /opt/airflow
 # Mount point of the UI password file written by docker-compose's airflow-init (owned by airflow in a new volume).
 RUN mkdir -p /opt/airflow/auth
 
