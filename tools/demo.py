@@ -294,6 +294,7 @@ def airflow_env(settings, link_dsn: str, meta_dsn: str) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the connection form's Test button runs our hooks' test_connection()
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN[0]}:admin",
         "AIRFLOW__CORE__FERNET_KEY": kept("AIRFLOW__CORE__FERNET_KEY", fernet),
@@ -306,11 +307,11 @@ def airflow_env(settings, link_dsn: str, meta_dsn: str) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(meta_dsn),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
         "AIRFLOW_CONN_POWEROFFICE_GO_DEFAULT": json.dumps({
-            "conn_type": "http", "host": f"http://127.0.0.1:{settings.pogo_port}/v2",
+            "conn_type": "poweroffice_go", "host": f"http://127.0.0.1:{settings.pogo_port}/v2",
             "login": settings.pogo_application_key, "password": settings.pogo_client_key,
             "extra": {"subscription_key": settings.pogo_subscription_key}}),
         "AIRFLOW_CONN_INVOICED_DEFAULT": json.dumps({
-            "conn_type": "http", "host": f"http://127.0.0.1:{settings.invoiced_port}",
+            "conn_type": "invoiced", "host": f"http://127.0.0.1:{settings.invoiced_port}",
             "login": settings.invoiced_api_key}),
         "AIRFLOW_CONN_SYNC_STATE_DEFAULT": airflow_connection_json(link_dsn),
     }
