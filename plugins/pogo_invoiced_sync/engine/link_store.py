@@ -135,6 +135,7 @@ class LinkStore:
                 "full_scan = EXCLUDED.full_scan, since = EXCLUDED.since, max_changed_at = EXCLUDED.max_changed_at, "
                 "row_count = EXCLUDED.row_count, api_calls = EXCLUDED.api_calls, extracted_at = now()"),
                 (flow, run_id, system, full_scan, since, max_changed_at(), count, api_calls()))
+            cur.execute(self.q("ANALYZE {s}.staging"))  # fresh stats, or NOT EXISTS on staging runs as a nested loop
         return count
 
     def extract_info(self, flow: str, run_id: str, system: str) -> dict | None:
