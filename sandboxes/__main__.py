@@ -51,7 +51,9 @@ async def serve(settings: SandboxSettings, seed: dict | None, ready_file: str | 
         invoiced.seed(seed.get("invoiced", {}))
     runners = []
     for service, port in ((pogo, settings.pogo_port), (invoiced, settings.invoiced_port)):
-        runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
+        # In-flight requests get a few seconds to finish at a stop, then are cut off: well within the 10 s
+        # SandboxProcess.stop allows before SIGKILL, so that the state file is always written.
+        runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False, shutdown_timeout=3.0)
         await runner.setup()
         await web.TCPSite(runner, settings.host, port, backlog=512).start()
         runners.append(runner)

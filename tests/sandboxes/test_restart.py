@@ -70,3 +70,29 @@ def test_a_restart_without_a_state_file_starts_empty(tmp_path):
         assert process.pogo.records("customers") == []
     finally:
         process.stop()
+
+
+def test_a_stop_with_a_request_still_in_flight_saves_the_state_in_time(persistent):
+    import threading
+    import time
+
+    persistent.invoiced.seed(companies=2)
+    persistent.invoiced.faults(latency_ms=30_000)
+    outcome = []
+
+    def slow_call():
+        try:
+            outcome.append(requests.get(f"{persistent.invoiced_url}/customers", timeout=40,
+                                        auth=(persistent.settings.invoiced_api_key, "")).status_code)
+        except requests.RequestException as exc:
+            outcome.append(type(exc).__name__)
+
+    caller = threading.Thread(target=slow_call)
+    caller.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    persistent.restart()
+    caller.join(10)
+    assert time.monotonic() - started < 9, "the stop waited for the request instead of cutting it off"
+    assert outcome and outcome[0] != 200
+    assert len(persistent.invoiced.records("customers")) == 2
