@@ -203,3 +203,16 @@ def test_a_backfill_run_resyncs_the_changes_of_its_data_interval(stack):
     store.close()
     assert result["records"] == 2  # the cursor is past them, the backfill's interval is not
     assert result["since"] == (start - dt.timedelta(seconds=5)).isoformat()
+
+
+def test_voiding_a_linked_invoice_is_reported_and_its_order_left_as_it_is(stack):
+    stack.sandboxes.pogo.seed(companies=1, sales_orders=1)
+    stack.run_all()
+    pogo_id, inv_id = stack.sql("SELECT poweroffice_go_id, invoiced_id FROM {s}.links WHERE flow = 'salesorders_invoices'")[0]
+    stack.invoiced.post(f"/invoices/{inv_id}/void")
+    stack.sandboxes.pogo.clear_counters()
+    stack.run("salesorders_invoices")
+    reasons = [r for (r,) in stack.sql("SELECT reason FROM {s}.sync_log WHERE operation = 'report'")]
+    assert len(reasons) == 1 and "no longer belongs to flow salesorders_invoices" in reasons[0]
+    assert stack.writes()["poweroffice_go"] == 0
+    assert stack.pogo.get(f"/SalesOrders/{pogo_id}") is not None

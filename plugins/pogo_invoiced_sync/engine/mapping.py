@@ -119,9 +119,13 @@ class Side:
     create_defaults: dict[str, Any]
 
     def routes(self, record: dict) -> bool:
-        """Tell whether ``record`` belongs to this flow (e.g. ``IsPerson`` or ``type``)."""
+        """Tell whether ``record`` belongs to this flow (e.g. ``IsPerson`` or ``type``; ``{not: v}`` excludes v)."""
         for path, expected in self.route.items():
             value = get_path(record, path)
+            if isinstance(expected, dict) and set(expected) == {"not"}:
+                if value == expected["not"]:
+                    return False
+                continue
             if isinstance(expected, bool):
                 value = bool(value)
             if value != expected:

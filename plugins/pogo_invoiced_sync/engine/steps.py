@@ -510,15 +510,23 @@ class RetryableFailures(RuntimeError):
 def upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, *, dry_run: bool = False,
            max_workers: int = 4) -> dict:
     """Carry out the plan's API items for ``target``; record every outcome."""
-    from pogo_invoiced_sync.hooks.common import PermanentApiError
-
     flow = mapping.flow
     items = store.plan_items(flow, run_id, target)
-    counts: Counter = Counter()
     if dry_run:
         store.log(flow, run_id, [_planned(it) for it in items])
         store.mark_planned(flow, run_id, target)
         return {"target": target, "planned": len(items)}
+    # One upsert per flow and target at a time: a concurrent run waits, then finds the links this one wrote.
+    with store.flow_lock(f"{flow}/upsert/{target}"):
+        return _upsert(store, mapping, target, hook, run_id, items, max_workers)
+
+
+def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, items: list[dict],
+            max_workers: int) -> dict:
+    from pogo_invoiced_sync.hooks.common import PermanentApiError
+
+    flow = mapping.flow
+    counts: Counter = Counter()
     entity = entity_for(target, mapping.sides[target].entity)
     source = other(target)
     retryable: list[str] = []
@@ -533,7 +541,9 @@ def upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, *
                 found = entity.find_created(hook, origin, intent) if intent else None
                 if found is not None:
                     return item, found, None, False
-                key = intent["idempotency_key"] if intent else item["_key"]
+                # An earlier attempt's key may be bound to a stored failure (Invoiced replays a key's first answer
+                # for 24 h): after the lookup found nothing, a new attempt gets a new key.
+                key = str(uuid.uuid4()) if intent else item["_key"]
                 return item, entity.create(hook, assignments, mapping.sides[target].create_defaults, origin, key), None, False
             meta = item.get("_meta") or {}
             return item, entity.update(hook, item[f"{target}_id"], assignments, meta), None, False
@@ -616,6 +626,8 @@ def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str
             counts["failed"] += 1
             if is_retryable:
                 retryable.append(reason)
+            elif item["action"] == "create":
+                intents_done.append((source, item[f"{source}_id"]))  # refused: nothing was created
             log.append({"operation": item["action"], "outcome": "failed", "reason": reason, "direction": direction,
                         "poweroffice_go_id": pogo_id, "invoiced_id": inv_id, "after": item["changes"]})
             continue

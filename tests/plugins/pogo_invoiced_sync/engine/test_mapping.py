@@ -56,3 +56,9 @@ def test_an_unknown_transform_is_refused_with_the_fields_name():
             "fields": [{"name": "name", "poweroffice_go": "Name", "invoiced": "name", "transform": "rot13"}]}
     with pytest.raises(MappingError, match="rot13.*name"):
         Mapping.from_dict(data)
+
+
+def test_a_voided_invoice_leaves_the_invoice_flow(flows):
+    invoices = flows["salesorders_invoices"].sides[INVOICED]
+    assert invoices.routes({"status": "draft"})
+    assert not invoices.routes({"status": "voided"})
