@@ -376,6 +376,9 @@ def write_doc() -> None:
             f"load average at start {', '.join(f'{x:.2f}' for x in m['loadavg'])}.", "", "```", m["free_h"], "```", "",
             SUMMARY_HEAD] + [summary_row(r) for r in rows] + [
             "", "\\* naive client extrapolated from a measured sample (see the size's section).", ""]
+    findings = ROOT / "bench" / "findings.md"
+    if findings.exists():
+        text += [findings.read_text().rstrip(), ""]
     text += [detail(r) for r in rows]
     if experiments:
         text += ["# Experiments: engine variants (bench/variants.py, not in the engine)", "",

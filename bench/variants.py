@@ -10,8 +10,11 @@ intents, idempotency keys and the recording of outcomes are those of ``steps.ups
 ``setclean``: ``LinkStore._clean`` as one set-based statement per system (``record_id = ANY(%s)`` and a plain
 ``p.<system>_id = r.record_id`` in the NOT EXISTS) instead of ``executemany`` of one UPDATE per record whose NOT
 EXISTS compares through a CASE. The CASE keeps PostgreSQL from using anything but the (flow, run_id) prefix of
-the plan's key, so each settled record scans every plan row of the run: O(settled × plan) per run. Same rows
-updated, same condition.
+the plan's key, so each settled record scans (or hashes) every plan row of the run: O(settled × plan) per run.
+Plus two partial indexes, as a migration would add them: ``plan (flow, run_id, <system>_id) WHERE status <> 'done'``,
+and ``ANALYZE`` of plan and records once per run (first clean): without statistics of the freshly written plan the
+planner still chose a nested-loop anti join (measured at N=100,000: minutes in one statement). Same rows updated,
+same condition.
 """
 from __future__ import annotations
 
@@ -90,7 +93,22 @@ def upsert_pipelined(store, mapping, target, hook, run_id, *, dry_run=False, max
     return {"target": target, **counts}
 
 
+_INDEXED: set[str] = set()
+_ANALYZED: set[tuple] = set()
+
+
 def _clean_set_based(self, cur, flow: str, run_id: str, records: list[tuple[str, str]]) -> None:
+    if self.schema not in _INDEXED:
+        for column in ("poweroffice_go_id", "invoiced_id"):
+            cur.execute(self.q(f"CREATE INDEX IF NOT EXISTS plan_open_{column} ON {{s}}.plan (flow, run_id, {column}) "
+                               "WHERE status <> 'done'"))
+        _INDEXED.add(self.schema)
+    if (self.schema, flow, run_id) not in _ANALYZED:
+        # The plan was just written (in this transaction, for replace_plan) and the mirror by the map step: without
+        # statistics the planner picks a nested-loop anti join over all of the run's plan rows for every record.
+        cur.execute(self.q("ANALYZE {s}.plan"))
+        cur.execute(self.q("ANALYZE {s}.records"))
+        _ANALYZED.add((self.schema, flow, run_id))
     for system, column in (("poweroffice_go", "poweroffice_go_id"), ("invoiced", "invoiced_id")):
         ids = [record_id for s, record_id in records if s == system]
         if ids:
