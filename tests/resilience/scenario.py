@@ -110,10 +110,14 @@ def prepare(stack, *, companies: int = 4, persons: int = 3, orders: int = 4) -> 
                   lambda r: r.get("SalesOrderStatus") == "Draft")
     pogo.patch(f"/SalesOrders/{order}", {"CurrencyCode": "SEK"})
     edits.append(("salesorders_invoices", POGO, "sales_orders", order, "currency", "SEK"))
-    # Another pair than the order's: the same field edited on both sides of one pair is a conflict, not two edits.
+    # Another pair than the order's (the same field edited on both sides of one pair is a conflict, not two edits),
+    # and a draft on both sides, so that the edit can be written to the order.
     order_pair = _linked(stack, "salesorders_invoices", POGO, order)
+    drafts = {str(o["Id"]) for o in stack.records(POGO, "sales_orders") if o.get("SalesOrderStatus") == "Draft"}
+    to_order = {i: p for p, i in stack.sql("SELECT poweroffice_go_id, invoiced_id FROM {s}.links "
+                                           "WHERE flow = 'salesorders_invoices'")}
     invoice = _pick(stack, "salesorders_invoices", INVOICED, "invoices", None,
-                    lambda r: r.get("draft") and str(r["id"]) != order_pair)
+                    lambda r: r.get("draft") and str(r["id"]) != order_pair and to_order.get(str(r["id"])) in drafts)
     invoiced.update(f"/invoices/{invoice}", {"currency": "dkk"})
     edits.append(("salesorders_invoices", INVOICED, "invoices", invoice, "currency", "DKK"))
 
