@@ -47,9 +47,10 @@ class LinkStore:
             self._conn.close()
         self._conn = None
 
-    def q(self, text: str) -> sql.Composed:
-        """SQL with ``{s}`` standing for the store's schema."""
-        return sql.SQL(text).format(s=sql.Identifier(self.schema))
+    def q(self, text: str, **identifiers: str) -> sql.Composed:
+        """SQL with ``{s}`` standing for the store's schema, and other ``{name}`` placeholders for identifiers."""
+        return sql.SQL(text).format(s=sql.Identifier(self.schema),
+                                    **{k: sql.Identifier(v) for k, v in identifiers.items()})
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[psycopg.Cursor]:
@@ -172,12 +173,14 @@ class LinkStore:
             cur.execute(self.q(
                 "INSERT INTO {s}.records AS r (flow, system, record_id, vals, meta, routed, external_ref, changed_at, "
                 "fingerprint, dirty, seen_run) "
-                "SELECT %s, %s, record_id, vals, meta, routed, external_ref, changed_at, fingerprint, true, %s "
-                "FROM incoming_records "
+                "SELECT %(flow)s, %(system)s, i.record_id, i.vals, i.meta, i.routed, i.external_ref, i.changed_at, "
+                "i.fingerprint, i.routed OR EXISTS (SELECT 1 FROM {s}.links l WHERE l.flow = %(flow)s AND "
+                "l.{column} = i.record_id), %(run)s FROM incoming_records i "
                 "ON CONFLICT (flow, system, record_id) DO UPDATE SET vals = EXCLUDED.vals, meta = EXCLUDED.meta, "
                 "routed = EXCLUDED.routed, external_ref = EXCLUDED.external_ref, changed_at = EXCLUDED.changed_at, "
-                "fingerprint = EXCLUDED.fingerprint, dirty = true, seen_run = EXCLUDED.seen_run "
-                "WHERE r.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint"), (flow, system, run_id))
+                "fingerprint = EXCLUDED.fingerprint, dirty = EXCLUDED.dirty, seen_run = EXCLUDED.seen_run "
+                "WHERE r.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint", column=f"{system}_id"),
+                {"flow": flow, "system": system, "run": run_id})
             changed = cur.rowcount
             cur.execute(self.q("UPDATE {s}.records r SET seen_run = %s FROM incoming_records i "
                                "WHERE r.flow = %s AND r.system = %s AND r.record_id = i.record_id "
@@ -308,18 +311,20 @@ class LinkStore:
                 [(flow, run_id, n, it["action"], it.get("target"), it.get("poweroffice_go_id"), it.get("invoiced_id"),
                   Jsonb(it.get("changes") or {}), Jsonb(it.get("base")), Jsonb(it.get("detail")))
                  for n, it in enumerate(items)])
+            cur.execute(self.q("ANALYZE {s}.plan"))  # fresh rows: give the planner statistics for _clean's anti-join
             self._clean(cur, flow, run_id, settled)
             self._log(cur, flow, run_id, log)
 
     def _clean(self, cur: psycopg.Cursor, flow: str, run_id: str, records: list[tuple[str, str]]) -> None:
-        """Mark records reconciled, unless an item of this run that involves them is still open."""
-        if records:
-            cur.executemany(self.q(
-                "UPDATE {s}.records r SET dirty = false WHERE r.flow = %s AND r.system = %s AND r.record_id = %s "
-                "AND NOT EXISTS (SELECT 1 FROM {s}.plan p WHERE p.flow = r.flow AND p.run_id = %s "
-                "AND p.status <> 'done' AND CASE WHEN r.system = 'poweroffice_go' "
-                "THEN p.poweroffice_go_id = r.record_id ELSE p.invoiced_id = r.record_id END)"),
-                [(flow, system, record_id, run_id) for system, record_id in records])
+        """Mark records reconciled, unless an item of this run that involves them is still open (one statement a side)."""
+        for system, column in (("poweroffice_go", "poweroffice_go_id"), ("invoiced", "invoiced_id")):
+            ids = list({record_id for s, record_id in records if s == system})
+            if ids:
+                cur.execute(self.q(
+                    "UPDATE {s}.records r SET dirty = false WHERE r.flow = %s AND r.system = %s AND r.dirty "
+                    "AND r.record_id = ANY(%s) AND NOT EXISTS (SELECT 1 FROM {s}.plan p WHERE p.flow = r.flow "
+                    "AND p.run_id = %s AND p.status <> 'done' AND p.{column} = r.record_id)", column=column),
+                    (flow, system, ids, run_id))
 
     def _log(self, cur: psycopg.Cursor, flow: str, run_id: str, entries: list[dict]) -> None:
         if entries:

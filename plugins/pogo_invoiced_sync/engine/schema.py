@@ -141,4 +141,8 @@ ALTER TABLE {s}.staging DROP CONSTRAINT IF EXISTS staging_pkey;
 ALTER TABLE {s}.staging ADD COLUMN IF NOT EXISTS seq bigserial;
 CREATE INDEX IF NOT EXISTS staging_run ON {s}.staging (flow, run_id, system, record_id, seq);
 """),
+    (4, "open plan items by record, for settling records in one statement", """
+CREATE INDEX plan_open_poweroffice_go ON {s}.plan (flow, run_id, poweroffice_go_id) WHERE status <> 'done';
+CREATE INDEX plan_open_invoiced ON {s}.plan (flow, run_id, invoiced_id) WHERE status <> 'done';
+"""),
 ]

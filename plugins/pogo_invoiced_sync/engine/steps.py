@@ -27,6 +27,7 @@ OVERLAP = dt.timedelta(seconds=5)
 UNRESOLVED = "?"  # prefix of a reference that has no link yet
 DIRECTION = {INVOICED: "to_invoiced", POGO: "to_poweroffice_go"}
 CHUNK = 200
+EMPTY_LISTING_MARGIN = dt.timedelta(minutes=5)
 MAX_LOOKUPS = 50  # deletion checks per run and system before a listing counts as partial
 
 
@@ -109,6 +110,9 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
             since = since - OVERLAP
     newest: list[dt.datetime] = []
     calls_before = _calls(hook)
+    # An empty first listing still moves the cursor, so the next run does not list everything again (our own
+    # creates included); the margin covers clock skew between this machine and the API.
+    empty_start = dt.datetime.now(dt.timezone.utc) - EMPTY_LISTING_MARGIN if since is None else None
     unreadable: list[dict] = []
     held: list[dt.datetime] = []
 
@@ -133,7 +137,8 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
             yield rows
 
     count = store.write_staging(mapping.flow, run_id, system, pages(), full_scan, since,
-                                lambda: _hold(newest[0] if newest else None, held), lambda: _calls(hook) - calls_before)
+                                lambda: _hold(newest[0] if newest else None if held else empty_start, held),
+                                lambda: _calls(hook) - calls_before)
     if unreadable:
         store.log(mapping.flow, run_id, unreadable)
     result = {"system": system, "records": count, "full_scan": full_scan, "since": since.isoformat() if since else None}
@@ -552,12 +557,11 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
         except Exception as exc:  # noqa: BLE001 - network and rate-limit failures: record, retry the task later
             return item, None, f"{type(exc).__name__}: {exc}", True
 
-    for start in range(0, len(items), CHUNK):
-        chunk = items[start:start + CHUNK]
+    def prepare(chunk: list[dict]) -> list[dict]:
+        """Re-check links and write create intents for a chunk (before any of its calls); return what to call."""
         creates = [it for it in chunk if it["action"] == "create"]
         if creates:
-            origin_ids = [it[f"{source}_id"] for it in creates]
-            already = store.existing_links(flow, source, origin_ids)
+            already = store.existing_links(flow, source, [it[f"{source}_id"] for it in creates])
             intents = [{"origin_system": source, "origin_id": it[f"{source}_id"], "target_system": target,
                         "idempotency_key": _uuid(flow, source, it[f"{source}_id"])} for it in creates
                        if it[f"{source}_id"] not in already]
@@ -576,9 +580,19 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
             metas = store.record_meta(flow, target, [it[f"{target}_id"] for it in updates])
             for it in updates:
                 it["_meta"] = metas.get(it[f"{target}_id"], {})
-        with ThreadPoolExecutor(max_workers=max_workers) as pool:
-            results = list(pool.map(run, chunk))
-        _record_results(store, mapping, target, run_id, results, counts, retryable)
+        return chunk
+
+    # One pool for the whole plan, and chunk k+1 already in flight while chunk k's outcomes are written:
+    # the API never waits for the link store.
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        in_flight: list = []
+        for start in range(0, len(items), CHUNK):
+            submitted = [pool.submit(run, it) for it in prepare(items[start:start + CHUNK])]
+            if in_flight:
+                _record_results(store, mapping, target, run_id, [f.result() for f in in_flight], counts, retryable)
+            in_flight = submitted
+        if in_flight:
+            _record_results(store, mapping, target, run_id, [f.result() for f in in_flight], counts, retryable)
     if retryable:
         raise RetryableFailures(f"{len(retryable)} call(s) to {target} failed for reasons that may pass "
                                 f"(first: {retryable[0]}); done items are recorded, a retry picks up the rest")
