@@ -202,7 +202,7 @@ def test_a_backfill_run_resyncs_the_changes_of_its_data_interval(stack):
     result = extract(store, mapping, "poweroffice_go", _hook("poweroffice_go", None), "backfill-run", since_override=start)
     store.close()
     assert result["records"] == 2  # the cursor is past them, the backfill's interval is not
-    assert result["since"] == (start - dt.timedelta(seconds=5)).isoformat()
+    assert result["since"] == (start - dt.timedelta(seconds=mapping.sides["poweroffice_go"].overlap_seconds)).isoformat()
 
 
 def test_voiding_a_linked_invoice_is_reported_and_its_order_left_as_it_is(stack):

@@ -196,6 +196,21 @@ class LinkStore:
                                "ON CONFLICT (flow, system) DO UPDATE SET cursor = greatest(c.cursor, EXCLUDED.cursor), "
                                "updated_at = now()"), (flow, system, value))
 
+    def rewind_cursors(self, flow: str, run_id: str) -> None:
+        """Put the flow's cursors back to where this run started reading (none after a full listing).
+
+        The next run then lists again what this run read, and its answer replaces what this run left in the mirror.
+        """
+        with self.transaction() as cur:
+            cur.execute(self.q(
+                "UPDATE {s}.cursors c SET cursor = e.since, updated_at = now() FROM {s}.extracts e "
+                "WHERE c.flow = %s AND e.flow = c.flow AND e.run_id = %s AND e.system = c.system AND e.since IS NOT NULL"),
+                (flow, run_id))
+            cur.execute(self.q(
+                "DELETE FROM {s}.cursors c USING {s}.extracts e "
+                "WHERE c.flow = %s AND e.flow = c.flow AND e.run_id = %s AND e.system = c.system AND e.since IS NULL"),
+                (flow, run_id))
+
     def missing_linked(self, flow: str, run_id: str, system: str) -> list[str]:
         """Ids of ``system`` records linked in ``flow`` that this run's full listing did not show."""
         column = "poweroffice_go_id" if system == "poweroffice_go" else "invoiced_id"

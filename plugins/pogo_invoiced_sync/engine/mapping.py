@@ -117,6 +117,8 @@ class Side:
     route: dict[str, Any]
     change_detection: str
     create_defaults: dict[str, Any]
+    list_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    overlap_seconds: float = 5.0
 
     def routes(self, record: dict) -> bool:
         """Tell whether ``record`` belongs to this flow (e.g. ``IsPerson`` or ``type``; ``{not: v}`` excludes v)."""
@@ -187,7 +189,9 @@ class Mapping:
             sides = {
                 system: Side(system, data[system]["entity"], dict(data[system].get("route") or {}),
                              data[system].get("change_detection", "incremental"),
-                             dict(data[system].get("create_defaults") or {}))
+                             dict(data[system].get("create_defaults") or {}),
+                             dict(data[system].get("list_params") or {}),
+                             float(data[system].get("overlap_seconds", 5.0)))
                 for system in SYSTEMS
             }
             fields = []

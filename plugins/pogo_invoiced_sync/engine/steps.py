@@ -21,9 +21,6 @@ from pogo_invoiced_sync.engine.systems import entity_for
 
 log = logging.getLogger(__name__)
 
-# Strict "greater than" filters, second-resolution timestamps and replica lag: re-read a little before the cursor.
-# Records seen twice are harmless: an unchanged fingerprint is not a change.
-OVERLAP = dt.timedelta(seconds=5)
 UNRESOLVED = "?"  # prefix of a reference that has no link yet
 DIRECTION = {INVOICED: "to_invoiced", POGO: "to_poweroffice_go"}
 CHUNK = 200
@@ -107,7 +104,7 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
         cursor = store.cursor(mapping.flow, system)
         since = since_override if since_override is not None else cursor
         if since is not None:
-            since = since - OVERLAP
+            since = since - dt.timedelta(seconds=side.overlap_seconds)
     newest: list[dt.datetime] = []
     calls_before = _calls(hook)
     # An empty first listing still moves the cursor, so the next run does not list everything again (our own
@@ -117,7 +114,7 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
     held: list[dt.datetime] = []
 
     def pages():
-        for page in entity.list(hook, since):
+        for page in entity.list(hook, since, side.list_params):
             rows = []
             for raw in page:
                 try:
@@ -288,6 +285,8 @@ def _check_guard(store: LinkStore, mapping: Mapping, run_id: str, plan: _Plan) -
                        "allow_mass_changes=true.")
             store.log(mapping.flow, run_id, [{"operation": "guard", "outcome": "failed", "reason": message,
                                               "direction": DIRECTION[target]}])
+            # What this run read must not stay behind as pending changes: the next run reads it again.
+            store.rewind_cursors(mapping.flow, run_id)
             raise ChangeGuardTripped(message)
 
 
