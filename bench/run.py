@@ -161,7 +161,7 @@ def floor(n: int, calib: dict) -> dict:
 
 # -- one size ----------------------------------------------------------------------------------------------------
 
-def run_size(n: int, server_dsn: str, naive_sample: int, variant: str | None = None) -> dict:
+def run_size(n: int, server_dsn: str, naive_sample: int) -> dict:
     import psycopg
 
     from tools.postgres import with_database
@@ -172,7 +172,7 @@ def run_size(n: int, server_dsn: str, naive_sample: int, variant: str | None = N
         conn.execute(f'CREATE DATABASE "{dbname}"')
     dsn = with_database(server_dsn, dbname)
     process = SandboxProcess(log_path=workdir / "sandbox.log").start()
-    result: dict = {"n": n, "date": dt.date.today().isoformat(), "machine": machine(server_dsn), "variant": variant}
+    result: dict = {"n": n, "date": dt.date.today().isoformat(), "machine": machine(server_dsn)}
     try:
         log(f"N={n}: calibrating the sandboxes (no added latency)")
         process.reset()
@@ -186,7 +186,7 @@ def run_size(n: int, server_dsn: str, naive_sample: int, variant: str | None = N
 
         add_latency(process)
         clear_counters(process)
-        env = {**airflow_env(workdir / "airflow"), **connections_env(process, dsn), "BENCH_UPSERT": variant or ""}
+        env = {**airflow_env(workdir / "airflow"), **connections_env(process, dsn)}
         timeout = 3600 + n * 0.05
         log(f"N={n}: initial sync")
         result["initial"] = run_phase("initial", env, workdir, timeout)
@@ -200,8 +200,6 @@ def run_size(n: int, server_dsn: str, naive_sample: int, variant: str | None = N
         result["nochange"]["api"] = counters(process)
         log(f"N={n}: no-change run {result['nochange'].get('wall_seconds')} s")
 
-        if variant:  # an experiment: the initial sync is what it changes
-            return result
         clear_counters(process)
         log(f"N={n}: second no-change run (steady state)")
         result["steady"] = run_phase("steady", env, workdir, timeout)
@@ -216,6 +214,7 @@ def run_size(n: int, server_dsn: str, naive_sample: int, variant: str | None = N
         result["naive"] = naive.naive_sync(process, n, sample)
         result["naive"]["api"] = counters(process)
         log(f"N={n}: naive {result['naive']['wall_seconds']} s")
+        result["loadavg_end"] = os.getloadavg()
     finally:
         process.stop()
         with psycopg.connect(server_dsn, autocommit=True) as conn:
@@ -247,35 +246,95 @@ def _records(n: int) -> int:
     return 2 * n  # N customers and N sales orders become N Invoiced customers and N invoices
 
 
+def calls_by_kind(api: dict) -> dict:
+    """Calls of one run by kind: PowerOffice Go token and list pages, Invoiced list pages, creates and updates."""
+    kinds = {"pogo_token": 0, "pogo_lists": 0, "pogo_writes": 0, "invoiced_lists": 0, "invoiced_creates": 0,
+             "invoiced_updates": 0, "invoiced_other": 0}
+    for route, count in api["poweroffice_go"]["routes"].items():
+        method = route.split(" ", 1)[0].upper()
+        if route.upper().endswith("/OAUTH/TOKEN"):
+            kinds["pogo_token"] += count
+        elif method == "GET":
+            kinds["pogo_lists"] += count
+        else:
+            kinds["pogo_writes"] += count
+    for route, count in api["invoiced"]["routes"].items():
+        method = route.split(" ", 1)[0].upper()
+        key = {"GET": "invoiced_lists", "POST": "invoiced_creates", "PATCH": "invoiced_updates",
+               "PUT": "invoiced_updates"}.get(method, "invoiced_other")
+        kinds[key] += count
+    kinds["total"] = api["poweroffice_go"]["total"] + api["invoiced"]["total"]
+    kinds["writes"] = api["poweroffice_go"]["writes"] + api["invoiced"]["writes"]
+    return kinds
+
+
+def _kinds_text(k: dict) -> str:
+    text = f"PoGo {k['pogo_token']} token + {k['pogo_lists']:,} list"
+    if k["pogo_writes"]:
+        text += f" + {k['pogo_writes']:,} write"
+    text += f"; Invoiced {k['invoiced_lists']:,} list"
+    if k["invoiced_creates"] or k["invoiced_updates"]:
+        text += f" + {k['invoiced_creates']:,} create"
+    if k["invoiced_updates"]:
+        text += f" + {k['invoiced_updates']:,} update"
+    return text
+
+
 def summary_row(r: dict) -> str:
     n, ini, no, fl, nv = r["n"], r["initial"], r.get("nochange", {}), r["floor"], r.get("naive")
     wall = ini.get("wall_seconds")
-    if wall is None or "api" not in no:
+    if wall is None or ini.get("failure") or "api" not in no:
         return f"| {n:,} | failed: {ini.get('failure') or no.get('failure')} |"
     ratio = wall / fl["seconds"]
     store_pct = 100 * ini["store_seconds"] / wall
-    no_calls = no["api"]["poweroffice_go"]["total"] + no["api"]["invoiced"]["total"]
-    no_writes = no["api"]["poweroffice_go"]["writes"] + no["api"]["invoiced"]["writes"]
+    kinds, no_kinds = calls_by_kind(ini["api"]), calls_by_kind(no["api"])
     naive_note = "*" if nv and nv["extrapolated"] else ""
     naive_s = f"{nv['wall_seconds']:,.0f}{naive_note} | {nv['wall_seconds'] / wall:.1f}×" if nv else "– | –"
-    return (f"| {n:,} | {wall:,.1f} | {_records(n) / wall:,.0f} | {fl['seconds']:,.1f} | **{ratio:.2f}×** "
-            f"| {naive_s} | {ini['peak_rss_mib']:,.0f} "
+    return (f"| {n:,} | {wall:,.1f} | {fl['seconds']:,.1f} | **{ratio:.2f}×** | {_records(n) / wall:,.0f} "
+            f"| {_kinds_text(kinds)} | {naive_s} | {ini['peak_rss_mib']:,.0f} "
             f"| {ini['store_seconds']:,.1f} ({store_pct:.0f} %) | {no.get('wall_seconds', float('nan')):,.1f} "
-            f"| {no_writes} | {no_calls:,} | {no['peak_rss_mib']:,.0f} | {_steady(r)} |")
+            f"| {no_kinds['total']:,} ({_kinds_text(no_kinds)}) | **{no_kinds['writes']}** | {no['peak_rss_mib']:,.0f} "
+            f"| {_steady(r)} |")
 
 
 def _steady(r: dict) -> str:
     st = r.get("steady")
     if not st or "api" not in st or st.get("failure"):
         return "–"
-    calls = st["api"]["poweroffice_go"]["total"] + st["api"]["invoiced"]["total"]
-    writes = st["api"]["poweroffice_go"]["writes"] + st["api"]["invoiced"]["writes"]
-    return f"{calls:,} calls, {writes} writes, {st['wall_seconds']:,.1f} s"
+    k = calls_by_kind(st["api"])
+    return f"{k['total']:,} calls, {k['writes']} writes, {st['wall_seconds']:,.1f} s"
 
 
-SUMMARY_HEAD = ("| N | initial wall (s) | records/s | floor (s) | wall / floor | naive (s) | engine vs naive "
-                "| peak RSS (MiB) | link store (s) | no-change wall (s) | no-change writes | no-change calls "
-                "| no-change peak RSS (MiB) | 2nd no-change run |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+SUMMARY_HEAD = ("| N | initial wall (s) | floor (s) | wall / floor | records/s | initial sync calls by kind "
+                "| naive (s) | engine vs naive | peak RSS (MiB) | link store (s) | no-change wall (s) "
+                "| no-change calls (by kind) | no-change writes | no-change peak RSS (MiB) | 2nd no-change run |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+README_HEAD = ("| N | wall (s) | floor (s) | wall / floor | records/s | peak RSS (MiB) | no-change run calls "
+               "| no-change run writes |\n|---|---|---|---|---|---|---|---|")
+
+
+def readme_row(r: dict) -> str:
+    n, ini, no, fl = r["n"], r["initial"], r.get("nochange", {}), r["floor"]
+    wall = ini.get("wall_seconds")
+    if wall is None or ini.get("failure") or "api" not in no:
+        return f"| {n:,} | failed: {ini.get('failure') or no.get('failure')} |"
+    k = calls_by_kind(no["api"])
+    return (f"| {n:,} | {wall:,.1f} | {fl['seconds']:,.1f} | {wall / fl['seconds']:.2f}× | {_records(n) / wall:,.0f} "
+            f"| {ini['peak_rss_mib']:,.0f} | {k['total']:,} | {k['writes']} |")
+
+
+def newest_results() -> list[dict]:
+    """The newest result of each N (results/ holds only runs of the engine as committed)."""
+    newest: dict[int, dict] = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        r = json.loads(path.read_text())
+        newest[r["n"]] = r
+    return [newest[n] for n in sorted(newest)]
+
+
+def readme_table() -> str:
+    return "\n".join([README_HEAD] + [readme_row(r) for r in newest_results()])
 
 
 def _calls_table(api: dict, minimum: dict | None = None) -> list[str]:
@@ -290,8 +349,10 @@ def _calls_table(api: dict, minimum: dict | None = None) -> list[str]:
 
 def detail(r: dict) -> str:
     n, ini, no, fl, nv, cal = r["n"], r["initial"], r.get("nochange", {}), r["floor"], r.get("naive"), r["calibration"]
-    variant = f", upsert variant `{r['variant']}`" if r.get("variant") else ""
-    out = [f"## N = {n:,}  ({r['date']}, {r['machine']['commit']}{variant})", ""]
+    load = ", ".join(f"{x:.2f}" for x in r["machine"]["loadavg"])
+    load_end = ", ".join(f"{x:.2f}" for x in r["loadavg_end"]) if r.get("loadavg_end") else "–"
+    out = [f"## N = {n:,}  ({r['date']}, {r['machine']['commit']}; load average {load} at the start, "
+           f"{load_end} at the end)", ""]
     if ini.get("failure"):
         out += [f"**Initial sync failed**: {ini['failure']}", "", "```", ini.get("stderr_tail", ""), "```", ""]
     out += [SUMMARY_HEAD, summary_row(r), "",
@@ -350,52 +411,47 @@ def _nochange_section(title: str, run: dict) -> list[str]:
 
 def write_results(r: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    base = RESULTS / (f"{r['date']}-{r['n']}" + (f"-{r['variant'].replace(',', '+')}" if r.get("variant") else ""))
+    base = RESULTS / f"{r['date']}-{r['n']}"
     base.with_suffix(".json").write_text(json.dumps(r, indent=1, default=str))
     base.with_suffix(".md").write_text(detail(r) + "\n")
     return base.with_suffix(".md")
 
 
+def _memory_total() -> str:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return "?"
+
+
 def write_doc() -> None:
-    """docs/benchmark.md from the newest result of each N."""
-    newest: dict[int, dict] = {}
-    experiments: dict[tuple, dict] = {}
-    for path in sorted(RESULTS.glob("*.json")):
-        r = json.loads(path.read_text())
-        if r.get("variant"):
-            experiments[(r["variant"], r["n"])] = r
-        else:
-            newest[r["n"]] = r
-    if not newest:
+    """docs/benchmark.md: method (bench/README.md), results table of the newest result of each N, findings
+    (bench/findings.md), then each size's details."""
+    rows = newest_results()
+    if not rows:
         return
-    rows = [newest[n] for n in sorted(newest)]
     m = rows[-1]["machine"]
     intro = (ROOT / "bench" / "README.md").read_text() if (ROOT / "bench" / "README.md").exists() else ""
+    dates = sorted({r["date"] for r in rows})
+    commits = sorted({r["machine"]["commit"] for r in rows})
+    loads = "; ".join(f"N = {r['n']:,}: {', '.join(f'{x:.2f}' for x in r['machine']['loadavg'])}"
+                      + (f" → {', '.join(f'{x:.2f}' for x in r['loadavg_end'])}" if r.get("loadavg_end") else "")
+                      for r in rows)
     text = [intro.rstrip(), "", "# Results", "",
-            f"Machine: {m['nproc']} cores ({m['cpu']}), Python {m['python']}, PostgreSQL {m['postgres']}, "
-            f"load average at start {', '.join(f'{x:.2f}' for x in m['loadavg'])}.", "", "```", m["free_h"], "```", "",
+            f"Run on {', '.join(dates)} at commit {', '.join(commits)}, with "
+            f"`make bench` (or `.venv/bin/python bench/run.py {' '.join(str(r['n']) for r in rows)}`).", "",
+            f"Machine: {m['nproc']} cores (nproc), {m['cpu']}, {_memory_total()} memory, Python {m['python']}, "
+            f"PostgreSQL {m['postgres']}. The machine is shared: load average (1, 5, 15 min) at the start → end of "
+            f"each size: {loads}.", "",
             SUMMARY_HEAD] + [summary_row(r) for r in rows] + [
-            "", "\\* naive client extrapolated from a measured sample (see the size's section).", ""]
+            "", "\\* naive client extrapolated from a measured sample (see the size's section). Calls by kind: "
+            "PoGo = PowerOffice Go; a list call is one page. The no-change run is the hourly run right after the "
+            "initial sync; the 2nd no-change run is the one after it.", "",
+            "As `bench/run.py` prints it for the README:", "", readme_table(), ""]
     findings = ROOT / "bench" / "findings.md"
     if findings.exists():
         text += [findings.read_text().rstrip(), ""]
     text += [detail(r) for r in rows]
-    if experiments:
-        text += ["# Experiments: engine variants (bench/variants.py, not in the engine)", "",
-                 "| variant | N | initial wall (s) | records/s | floor (s) | wall / floor | upsert tasks (s) "
-                 "| link store (s) | peak RSS (MiB) | no-change writes |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for (variant, n), r in sorted(experiments.items()):
-            ini, fl = r["initial"], r["floor"]
-            if ini.get("wall_seconds") is None:
-                text.append(f"| {variant} | {n:,} | failed: {ini.get('failure')} |")
-                continue
-            ups = sum(t["seconds"] for t in ini["tasks"] if t["task"].startswith("upsert"))
-            nw = r["nochange"]["api"]["poweroffice_go"]["writes"] + r["nochange"]["api"]["invoiced"]["writes"] \
-                if "api" in r.get("nochange", {}) else "?"
-            text.append(f"| {variant} | {n:,} | {ini['wall_seconds']:,.1f} | {2 * n / ini['wall_seconds']:,.0f} "
-                        f"| {fl['seconds']:,.1f} | **{ini['wall_seconds'] / fl['seconds']:.2f}×** | {ups:,.1f} "
-                        f"| {ini['store_seconds']:,.1f} | {ini['peak_rss_mib']:,.0f} | {nw} |")
-        text.append("")
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(text) + "\n")
 
@@ -405,13 +461,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10000, 100000])
     parser.add_argument("--naive-sample", type=int, default=2000,
                         help="measure the naive client on this many creates and extrapolate above it (default 2000)")
-    parser.add_argument("--upsert-variant", metavar="NAMES",
-                        help="experiment: apply engine variants from bench/variants.py, comma-separated (pipelined, setclean); "
-                             "(initial sync and one no-change run only; written as <date>-<N>-<variant>)")
     parser.add_argument("--doc-only", action="store_true", help="only regenerate docs/benchmark.md from results")
+    parser.add_argument("--table", action="store_true", help="only print the README's table from results")
     args = parser.parse_args(argv)
     if args.doc_only:
         write_doc()
+        return 0
+    if args.table:
+        print(readme_table())
         return 0
     from tools.postgres import ensure_postgres
 
@@ -419,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"PostgreSQL: {where}")
     failed = False
     for n in args.sizes:
-        r = run_size(n, server_dsn, args.naive_sample, args.upsert_variant)
+        r = run_size(n, server_dsn, args.naive_sample)
         path = write_results(r)
         write_doc()
         print(SUMMARY_HEAD)
@@ -428,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
         print(detail(r))
         log(f"N={n}: written {path.relative_to(ROOT)} and {DOC.relative_to(ROOT)}")
         failed |= any(r.get(k, {}).get("failure") for k in ("initial", "nochange", "steady"))
+    print("Newest result of each N (the README's table):")
+    print(readme_table())
     return 1 if failed else 0
 
 

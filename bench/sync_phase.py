@@ -39,10 +39,6 @@ def main(out_path: str, label: str) -> int:
     times = StoreTimes()
     # Every LinkStore the operators open goes through the timing proxy (migrate() and connecting included).
     sync.LinkStore = lambda connect, schema: TimedStore(LinkStore(connect, schema), times)
-    from bench import variants
-
-    variant = os.environ.get("BENCH_UPSERT") or None
-    variants.apply(variant)
     import_seconds = time.perf_counter() - import_started
     baseline_rss = rss_mib()
 
@@ -81,7 +77,7 @@ def main(out_path: str, label: str) -> int:
     wall = time.perf_counter() - started
     sampler.stop()
     Path(out_path).write_text(json.dumps({
-        "label": label, "upsert_variant": variant, "wall_seconds": round(wall, 3), "failure": failure,
+        "label": label, "wall_seconds": round(wall, 3), "failure": failure,
         "import_seconds": round(import_seconds, 2), "baseline_rss_mib": round(baseline_rss, 1),
         "peak_rss_mib": round(maxrss_mib(), 1),
         "store_seconds": round(times.total(), 3),
