@@ -466,6 +466,9 @@ class LinkStore:
             return cur.fetchall()
 
     def drop_staging(self, flow: str, run_id: str) -> None:
-        """Free the run's staged payloads once the run is done."""
+        """Free the run's staged payloads once the run is done, and those of runs abandoned a day ago or more."""
         with self.transaction() as cur:
             cur.execute(self.q("DELETE FROM {s}.staging WHERE flow = %s AND run_id = %s"), (flow, run_id))
+            cur.execute(self.q("DELETE FROM {s}.staging s USING {s}.extracts e WHERE s.flow = %s AND e.flow = s.flow "
+                               "AND e.run_id = s.run_id AND e.system = s.system "
+                               "AND e.extracted_at < now() - interval '1 day'"), (flow,))

@@ -77,3 +77,15 @@ def test_sync_log_entries_keep_before_and_after_values(link_store):
     with link_store.transaction() as cur:
         cur.execute(link_store.q("SELECT losing_values, winning_values FROM {s}.v_open_conflicts"))
         assert cur.fetchall() == [({"name": "lost"}, {"name": "kept"})]
+
+
+def test_a_finished_run_also_frees_the_staging_of_runs_abandoned_a_day_ago(link_store):
+    for run in ("old", "new"):
+        link_store.write_staging("f", run, "invoiced", [[("1", {"id": 1})]], False, None, lambda: None, lambda: 0)
+    with link_store.transaction() as cur:
+        cur.execute(link_store.q("UPDATE {s}.extracts SET extracted_at = now() - interval '2 days' WHERE run_id = 'old'"))
+    link_store.write_staging("f", "current", "invoiced", [[("1", {"id": 1})]], False, None, lambda: None, lambda: 0)
+    link_store.drop_staging("f", "current")
+    with link_store.transaction() as cur:
+        cur.execute(link_store.q("SELECT DISTINCT run_id FROM {s}.staging"))
+        assert cur.fetchall() == [("new",)]
