@@ -10,6 +10,7 @@ import yaml
 SYSTEMS = ("poweroffice_go", "invoiced")
 POGO, INVOICED = SYSTEMS
 DIRECTIONS = {"to_invoiced": INVOICED, "to_poweroffice_go": POGO}
+DIRECTION = {system: name for name, system in DIRECTIONS.items()}  # the direction that writes to a system
 MAPPINGS_DIR = Path(__file__).resolve().parents[3] / "include" / "mappings"
 
 

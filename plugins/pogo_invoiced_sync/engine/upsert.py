@@ -1,0 +1,190 @@
+"""The upsert step: carry out the plan against one system, with create intents, in chunks, several calls in flight."""
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from pogo_invoiced_sync.engine.link_store import LinkStore
+from pogo_invoiced_sync.engine.mapping import DIRECTION, POGO, Mapping, other
+from pogo_invoiced_sync.engine.mirror import mirror_row
+from pogo_invoiced_sync.engine.reconcile import _planned
+from pogo_invoiced_sync.engine.systems import entity_for
+
+CHUNK = 200
+
+
+def _uuid(*parts: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "pogo-invoiced-sync:" + ":".join(parts)))
+
+
+class RetryableFailures(RuntimeError):
+    """Some API calls failed for reasons that may pass (rate limits, outages): the task should be retried."""
+
+
+def upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, *, dry_run: bool = False,
+           max_workers: int = 4) -> dict:
+    """Carry out the plan's API items for ``target``; record every outcome."""
+    flow = mapping.flow
+    items = store.plan_items(flow, run_id, target)
+    if dry_run:
+        store.log(flow, run_id, [_planned(it) for it in items])
+        store.mark_planned(flow, run_id, target)
+        return {"target": target, "planned": len(items)}
+    # One upsert per flow and target at a time: a concurrent run waits, then finds the links this one wrote.
+    with store.flow_lock(f"{flow}/upsert/{target}"):
+        return _upsert(store, mapping, target, hook, run_id, items, max_workers)
+
+
+def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, items: list[dict],
+            max_workers: int) -> dict:
+    from pogo_invoiced_sync.hooks.common import PermanentApiError
+
+    flow = mapping.flow
+    counts: Counter = Counter()
+    entity = entity_for(target, mapping.sides[target].entity)
+    source = other(target)
+    retryable: list[str] = []
+
+    def run(item: dict) -> tuple[dict, dict | None, str | None, bool]:
+        """Returns (item, response record, failure reason, retryable?)."""
+        try:
+            assignments = mapping.write(target, item["changes"])
+            if item["action"] == "create":
+                origin = item[f"{source}_id"]
+                intent = item.get("_intent")
+                found = entity.find_created(hook, origin, intent) if intent else None
+                if found is not None:
+                    return item, found, None, False
+                # An earlier attempt's key may be bound to a stored failure (Invoiced replays a key's first answer
+                # for 24 h): after the lookup found nothing, a new attempt gets a new key.
+                key = str(uuid.uuid4()) if intent else item["_key"]
+                return item, entity.create(hook, assignments, mapping.sides[target].create_defaults, origin, key), None, False
+            meta = item.get("_meta") or {}
+            return item, entity.update(hook, item[f"{target}_id"], assignments, meta), None, False
+        except PermanentApiError as exc:
+            return item, None, str(exc), False
+        except Exception as exc:  # noqa: BLE001 - network and rate-limit failures: record, retry the task later
+            return item, None, f"{type(exc).__name__}: {exc}", True
+
+    def prepare(chunk: list[dict]) -> list[dict]:
+        """Re-check links and write create intents for a chunk (before any of its calls); return what to call."""
+        creates = [it for it in chunk if it["action"] == "create"]
+        if creates:
+            already = store.existing_links(flow, source, [it[f"{source}_id"] for it in creates])
+            intents = [{"origin_system": source, "origin_id": it[f"{source}_id"], "target_system": target,
+                        "idempotency_key": _uuid(flow, source, it[f"{source}_id"])} for it in creates
+                       if it[f"{source}_id"] not in already]
+            existing = store.begin_creates(flow, run_id, intents) if intents else {}
+            for it in creates:
+                it["_key"] = _uuid(flow, source, it[f"{source}_id"])
+                it["_intent"] = existing.get(it[f"{source}_id"])
+            skipped = [it for it in creates if it[f"{source}_id"] in already]
+            chunk = [it for it in chunk if it not in skipped]
+            if skipped:
+                store.complete(flow, run_id, done_items=[it["item"] for it in skipped],
+                               settled=[(source, it[f"{source}_id"]) for it in skipped])
+                counts["already_linked"] += len(skipped)
+        updates = [it for it in chunk if it["action"] == "update"]
+        if updates:
+            metas = store.record_meta(flow, target, [it[f"{target}_id"] for it in updates])
+            for it in updates:
+                it["_meta"] = metas.get(it[f"{target}_id"], {})
+        return chunk
+
+    # One pool for the whole plan, and chunk k+1 already in flight while chunk k's outcomes are written:
+    # the API never waits for the link store.
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        in_flight: list = []
+        for start in range(0, len(items), CHUNK):
+            submitted = [pool.submit(run, it) for it in prepare(items[start:start + CHUNK])]
+            if in_flight:
+                _record_results(store, mapping, target, run_id, [f.result() for f in in_flight], counts, retryable)
+            in_flight = submitted
+        if in_flight:
+            _record_results(store, mapping, target, run_id, [f.result() for f in in_flight], counts, retryable)
+    if retryable:
+        raise RetryableFailures(f"{len(retryable)} call(s) to {target} failed for reasons that may pass "
+                                f"(first: {retryable[0]}); done items are recorded, a retry picks up the rest")
+    return {"target": target, **counts}
+
+
+def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str, results: list, counts: Counter,
+                    retryable: list[str]) -> None:
+    source = other(target)
+    links, base_updates, mirror, done, failed, intents_done, settled, log = [], [], [], [], [], [], [], []
+    # A create may answer with an existing record that carries the origin's reference (found after a unique-key
+    # refusal, or by an earlier attempt's intent). One linked to another record already, or routed to another flow,
+    # was put there by hand: linking it would silently take over a pair or move a record between flows.
+    id_field = entity_for(target, mapping.sides[target].entity).id_field
+    answered = [str(r[id_field]) for it, r, _reason, _retry in results
+                if it["action"] == "create" and isinstance(r, dict) and r.get(id_field) not in (None, "")]
+    linked_to = store.linked_ids([mapping.flow], target, answered) if answered else {}
+    for item, response, reason, is_retryable in results:
+        direction = DIRECTION[target]
+        pogo_id, inv_id = item["poweroffice_go_id"], item["invoiced_id"]
+        if response is None:
+            failed.append(item["item"])
+            counts["failed"] += 1
+            if is_retryable:
+                retryable.append(reason)
+            elif item["action"] == "create":
+                intents_done.append((source, item[f"{source}_id"]))  # refused: nothing was created
+            log.append({"operation": item["action"], "outcome": "failed", "reason": reason, "direction": direction,
+                        "poweroffice_go_id": pogo_id, "invoiced_id": inv_id, "after": item["changes"]})
+            continue
+        try:
+            row = mirror_row(mapping, target, response)
+        except (ValueError, TypeError) as exc:
+            failed.append(item["item"])
+            counts["failed"] += 1
+            log.append({"operation": item["action"], "outcome": "failed", "direction": direction,
+                        "reason": f"unreadable answer from {target}: {exc}", "poweroffice_go_id": pogo_id,
+                        "invoiced_id": inv_id})
+            continue
+        new_id = row["record_id"]
+        holder = linked_to.get(new_id)
+        if item["action"] == "create" and ((holder is not None and holder != item[f"{source}_id"]) or not row["routed"]):
+            failed.append(item["item"])
+            counts["failed"] += 1
+            why = (f"is already linked to {source} record {holder}" if holder is not None and holder != item[f"{source}_id"]
+                   else f"does not belong to flow {mapping.flow} (its type or state)")
+            log.append({"operation": "create", "outcome": "failed", "direction": direction,
+                        "poweroffice_go_id": pogo_id, "invoiced_id": inv_id, "after": item["changes"],
+                        "reason": f"{target} already has record {new_id} carrying this record's reference (a unique "
+                                  f"key), and it {why}; nothing was created or linked: resolve by hand"})
+            continue
+        if target == POGO:
+            pogo_id = new_id
+        else:
+            inv_id = new_id
+        base = item["base"] or {}
+        # Our own write must not come back as a change; anything else the answer shows (a concurrent edit) must.
+        target_vals = {k: v for k, v in row["vals"].items() if not mapping.field(k).is_reference}
+        row["dirty"] = any(base.get(k, v) != v for k, v in target_vals.items() if k in base)
+        mirror.append(row)
+        done.append(item["item"])
+        stamps = {f"{target}_changed_at": row["changed_at"]}
+        if item["action"] == "create":
+            links.append({"poweroffice_go_id": pogo_id, "invoiced_id": inv_id, "base": base, **stamps})
+            intents_done.append((source, item[f"{source}_id"]))
+            settled.append((source, item[f"{source}_id"]))
+            counts["created"] += 1
+            log.append({"operation": "create", "outcome": "ok", "direction": direction, "poweroffice_go_id": pogo_id,
+                        "invoiced_id": inv_id, "after": item["changes"]})
+        else:
+            base_updates.append({"poweroffice_go_id": pogo_id, "base": base, **stamps})
+            settled.append((source, item[f"{source}_id"]))
+            counts["updated"] += 1
+            detail = item.get("detail") or {}
+            log.append({"operation": "update", "outcome": "ok", "direction": direction, "poweroffice_go_id": pogo_id,
+                        "invoiced_id": inv_id, "before": detail.get("before"), "after": item["changes"]})
+            for conflict in detail.get("conflicts", []):
+                counts["conflicts"] += 1
+                log.append({"operation": "conflict", "outcome": "ok", "direction": direction,
+                            "poweroffice_go_id": pogo_id, "invoiced_id": inv_id,
+                            "reason": f"{conflict['field']}: {conflict['reason']}; {conflict['winner']} wins",
+                            "before": {conflict["field"]: conflict["losing_value"]},
+                            "after": {conflict["field"]: conflict["value"]}})
+    store.complete(mapping.flow, run_id, links=links, base_updates=base_updates, mirror=mirror, done_items=done,
+                   failed_items=failed, intents_done=intents_done, settled=settled, log=log)
