@@ -438,7 +438,7 @@ def write_doc() -> None:
                       + (f" → {', '.join(f'{x:.2f}' for x in r['loadavg_end'])}" if r.get("loadavg_end") else "")
                       for r in rows)
     text = [intro.rstrip(), "", "# Results", "",
-            f"Run on {', '.join(dates)} at commit {', '.join(commits)}, with "
+            f"Run on {', '.join(dates)} at commit {', '.join(commits)} (HEAD when each size started), with "
             f"`make bench` (or `.venv/bin/python bench/run.py {' '.join(str(r['n']) for r in rows)}`).", "",
             f"Machine: {m['nproc']} cores (nproc), {m['cpu']}, {_memory_total()} memory, Python {m['python']}, "
             f"PostgreSQL {m['postgres']}. The machine is shared: load average (1, 5, 15 min) at the start → end of "
