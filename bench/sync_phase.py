@@ -1,8 +1,8 @@
 """One sync cycle (all three flows) in a process of its own, run the way the DAG tasks run it.
 
 Each flow's tasks are the package's operators, called through ``execute(context)`` in DAG order with a minimal
-context (``run_id`` and ``params``): extract both systems → map → reconcile → upsert Invoiced → upsert PowerOffice Go →
-report; flows in the order customers_company, customers_person, salesorders_invoices (the invoice flow depends on
+context (``run_id`` and ``params``), with the DAG's parallelism: both extracts together → map → reconcile → both
+upserts together → report; flows in the order customers_company, customers_person, salesorders_invoices (the invoice flow depends on
 both customer flows). No scheduler, no task runner: what is measured is the engine, the hooks and the link store.
 The connections come from AIRFLOW_CONN_* variables set by ``bench/run.py``.
 
@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,10 @@ def main(out_path: str, label: str) -> int:
     from pogo_invoiced_sync.engine.link_store import LinkStore
     from pogo_invoiced_sync.engine.mapping import INVOICED, POGO
     from pogo_invoiced_sync.operators import sync
+    # Imported here, not in two threads of a stage at once (a concurrent first import can see a half-made module).
+    import pogo_invoiced_sync.hooks.invoiced  # noqa: F401
+    import pogo_invoiced_sync.hooks.poweroffice_go  # noqa: F401
+    from airflow.providers.postgres.hooks.postgres import PostgresHook  # noqa: F401
 
     times = StoreTimes()
     # Every LinkStore the operators open goes through the timing proxy (migrate() and connecting included).
@@ -50,26 +55,28 @@ def main(out_path: str, label: str) -> int:
     for flow, siblings in FLOWS:
         run_id = f"bench__{label}__{stamp}__{flow}"
         context = {"run_id": run_id, "params": params}
-        ops = [sync.ExtractOperator(task_id=f"extract_{POGO}", flow=flow, system=POGO),
-               sync.ExtractOperator(task_id=f"extract_{INVOICED}", flow=flow, system=INVOICED),
-               sync.MapOperator(task_id="map", flow=flow),
-               sync.ReconcileOperator(task_id="reconcile", flow=flow, sibling_flows=siblings),
-               sync.UpsertOperator(task_id=f"upsert_{INVOICED}", flow=flow, target=INVOICED),
-               sync.UpsertOperator(task_id=f"upsert_{POGO}", flow=flow, target=POGO),
-               sync.ReportOperator(task_id="report", flow=flow)]
-        for op in ops:
+        # The DAG's stages: tasks of one stage run at the same time (each API's tasks in their own pool).
+        stages = [[sync.ExtractOperator(task_id=f"extract_{POGO}", flow=flow, system=POGO),
+                   sync.ExtractOperator(task_id=f"extract_{INVOICED}", flow=flow, system=INVOICED)],
+                  [sync.MapOperator(task_id="map", flow=flow)],
+                  [sync.ReconcileOperator(task_id="reconcile", flow=flow, sibling_flows=siblings)],
+                  [sync.UpsertOperator(task_id=f"upsert_{INVOICED}", flow=flow, target=INVOICED),
+                   sync.UpsertOperator(task_id=f"upsert_{POGO}", flow=flow, target=POGO)],
+                  [sync.ReportOperator(task_id="report", flow=flow)]]
+        for stage in stages:
             store_before = times.total()
             sampler.mark()
-            task_started = time.perf_counter()
-            try:
-                result = op.execute(context)
-            except Exception as exc:  # noqa: BLE001 - recorded in the results, the run stops here
-                failure = f"{flow}.{op.task_id}: {type(exc).__name__}: {exc}"
-                result = None
-            tasks.append({"flow": flow, "task": op.task_id, "seconds": round(time.perf_counter() - task_started, 3),
-                          "store_seconds": round(times.total() - store_before, 3),
-                          "peak_rss_mib": round(sampler.peak_since_mark(), 1),
-                          "result": _compact(result)})
+            stage_started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=len(stage)) as pool:
+                outcomes = list(pool.map(lambda op: _run(op, context), stage))
+            for op, (seconds, result, error) in zip(stage, outcomes):
+                failure = failure or (f"{flow}.{op.task_id}: {error}" if error else None)
+                # Link-store time and peak memory are per stage: tasks of a stage share them.
+                tasks.append({"flow": flow, "task": op.task_id, "seconds": seconds,
+                              "stage_seconds": round(time.perf_counter() - stage_started, 3),
+                              "store_seconds": round(times.total() - store_before, 3),
+                              "peak_rss_mib": round(sampler.peak_since_mark(), 1),
+                              "result": _compact(result)})
             if failure:
                 break
         if failure:
@@ -85,6 +92,16 @@ def main(out_path: str, label: str) -> int:
                             for k, v in times.seconds.most_common()},
         "tasks": tasks}, indent=1, default=str))
     return 0 if failure is None else 1
+
+
+def _run(op, context) -> tuple[float, object, str | None]:
+    """Execute one operator: (seconds, result, error)."""
+    started = time.perf_counter()
+    try:
+        result = op.execute(context)
+    except Exception as exc:  # noqa: BLE001 - recorded in the results, the run stops after this stage
+        return round(time.perf_counter() - started, 3), None, f"{type(exc).__name__}: {exc}"
+    return round(time.perf_counter() - started, 3), result, None
 
 
 def _compact(result):
