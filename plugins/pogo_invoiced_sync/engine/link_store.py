@@ -255,12 +255,14 @@ class LinkStore:
 
     def dirty_pairs(self, flow: str) -> Iterator[dict]:
         """Every record needing attention, with its link and its counterpart's mirror row when linked."""
+        # One branch per system keeps every join and NOT EXISTS on a plain indexed column (no OR, no CASE).
         query = self.q("""
-            WITH d AS (SELECT system, record_id FROM {s}.records WHERE flow = %(flow)s AND dirty),
-            l AS (
-                SELECT DISTINCT l.* FROM {s}.links l JOIN d ON l.flow = %(flow)s AND (
-                    (d.system = 'poweroffice_go' AND l.poweroffice_go_id = d.record_id) OR
-                    (d.system = 'invoiced' AND l.invoiced_id = d.record_id))
+            WITH l AS (
+                SELECT l.* FROM {s}.links l JOIN {s}.records d ON d.flow = l.flow AND d.dirty
+                    AND d.system = 'poweroffice_go' AND d.record_id = l.poweroffice_go_id WHERE l.flow = %(flow)s
+                UNION
+                SELECT l.* FROM {s}.links l JOIN {s}.records d ON d.flow = l.flow AND d.dirty
+                    AND d.system = 'invoiced' AND d.record_id = l.invoiced_id WHERE l.flow = %(flow)s
             )
             SELECT l.poweroffice_go_id, l.invoiced_id, l.base, l.state,
                    p.record_id, p.vals, p.meta, p.routed, p.external_ref, p.changed_at, p.dirty,
@@ -270,25 +272,16 @@ class LinkStore:
             LEFT JOIN {s}.records i ON i.flow = %(flow)s AND i.system = 'invoiced' AND i.record_id = l.invoiced_id
             UNION ALL
             SELECT NULL, NULL, NULL, NULL,
-                   CASE WHEN r.system = 'poweroffice_go' THEN r.record_id END,
-                   CASE WHEN r.system = 'poweroffice_go' THEN r.vals END,
-                   CASE WHEN r.system = 'poweroffice_go' THEN r.meta END,
-                   CASE WHEN r.system = 'poweroffice_go' THEN r.routed END,
-                   CASE WHEN r.system = 'poweroffice_go' THEN r.external_ref END,
-                   CASE WHEN r.system = 'poweroffice_go' THEN r.changed_at END,
-                   CASE WHEN r.system = 'poweroffice_go' THEN r.dirty END,
-                   CASE WHEN r.system = 'invoiced' THEN r.record_id END,
-                   CASE WHEN r.system = 'invoiced' THEN r.vals END,
-                   CASE WHEN r.system = 'invoiced' THEN r.meta END,
-                   CASE WHEN r.system = 'invoiced' THEN r.routed END,
-                   CASE WHEN r.system = 'invoiced' THEN r.external_ref END,
-                   CASE WHEN r.system = 'invoiced' THEN r.changed_at END,
-                   CASE WHEN r.system = 'invoiced' THEN r.dirty END
-            FROM {s}.records r
-            WHERE r.flow = %(flow)s AND r.dirty AND NOT EXISTS (
-                SELECT 1 FROM {s}.links l WHERE l.flow = %(flow)s AND (
-                    (r.system = 'poweroffice_go' AND l.poweroffice_go_id = r.record_id) OR
-                    (r.system = 'invoiced' AND l.invoiced_id = r.record_id)))
+                   r.record_id, r.vals, r.meta, r.routed, r.external_ref, r.changed_at, r.dirty,
+                   NULL, NULL, NULL, NULL, NULL, NULL, NULL
+            FROM {s}.records r WHERE r.flow = %(flow)s AND r.system = 'poweroffice_go' AND r.dirty AND NOT EXISTS (
+                SELECT 1 FROM {s}.links l WHERE l.flow = %(flow)s AND l.poweroffice_go_id = r.record_id)
+            UNION ALL
+            SELECT NULL, NULL, NULL, NULL,
+                   NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   r.record_id, r.vals, r.meta, r.routed, r.external_ref, r.changed_at, r.dirty
+            FROM {s}.records r WHERE r.flow = %(flow)s AND r.system = 'invoiced' AND r.dirty AND NOT EXISTS (
+                SELECT 1 FROM {s}.links l WHERE l.flow = %(flow)s AND l.invoiced_id = r.record_id)
         """)
         side = ("record_id", "vals", "meta", "routed", "external_ref", "changed_at", "dirty")
         with self.conn.transaction(), self.conn.cursor(name="dirty_pairs") as cur:
