@@ -59,6 +59,10 @@ class Admin:
         """Start counting from zero."""
         self._call("DELETE", "counters")
 
+    def between_pages(self, *triggers: dict) -> dict:
+        """Land edits between the pages of a listing (see ``sandboxes.common.app.BetweenPages``); none clears."""
+        return self._call("PUT", "between_pages", list(triggers)) if triggers else self._call("DELETE", "between_pages")
+
     def configure(self, **settings) -> dict:
         """Change service settings such as the token lifetime or the rate limit."""
         return self._call("PUT", "config", settings)

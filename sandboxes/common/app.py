@@ -35,6 +35,10 @@ class Service(Protocol):
 
     def configure(self, settings: dict) -> dict: ...
 
+    def list_page(self, request: web.Request) -> tuple[str, int] | None: ...
+
+    def edit(self, entity: str, record_id, values: dict, append: dict) -> None: ...
+
 
 def route_key(method: str, path: str) -> str:
     """Name a request by method and path, with ids folded to ``{id}`` so counts group by endpoint."""
@@ -92,9 +96,57 @@ async def _slow_body(request: web.Request, response: web.Response, total_ms: flo
     return stream
 
 
+class BetweenPages:
+    """Edits landed between the pages of a listing: after page N of entity E is served, apply them once.
+
+    A trigger is ``{"list": "customers", "after_page": 1, "steps": [...]}``; a step is ``{"first": K, "append":
+    {"name": " (edited)"}}`` (edit the first K records of the page just served), ``{"id": 7, "set": {...},
+    "append": {...}}`` (edit one record) or ``{"wait_ms": 2600}``. Edits go through the service's own update
+    path, so change times, caches and validation move as for an edit made by a person.
+    """
+
+    def __init__(self, triggers: list | None = None) -> None:
+        self.triggers: list[dict] = []
+        for trigger in triggers or []:
+            if not isinstance(trigger, dict) or not isinstance(trigger.get("list"), str):
+                raise ValueError("each trigger needs a 'list' (entity name)")
+            page = trigger.get("after_page", 1)
+            steps = trigger.get("steps", [])
+            if not isinstance(page, int) or page < 1 or not isinstance(steps, list):
+                raise ValueError("after_page must be a positive integer and steps a list")
+            for step in steps:
+                if not isinstance(step, dict) or not ({"first", "id", "wait_ms"} & set(step)):
+                    raise ValueError(f"a step needs 'first', 'id' or 'wait_ms': {step!r}")
+            self.triggers.append({"list": trigger["list"], "after_page": page, "steps": steps})
+
+    def take(self, entity: str, page: int) -> list[dict] | None:
+        """The steps of the first trigger for this page of this list (removed: each fires once)."""
+        for index, trigger in enumerate(self.triggers):
+            if trigger["list"] == entity and trigger["after_page"] == page:
+                return self.triggers.pop(index)["steps"]
+        return None
+
+    def to_dict(self) -> dict:
+        return {"triggers": self.triggers}
+
+
+async def _land_edits(service: Service, entity: str, steps: list[dict], served: list) -> None:
+    """Apply one trigger's steps, in order."""
+    for step in steps:
+        if "wait_ms" in step:
+            await asyncio.sleep(float(step["wait_ms"]) / 1000)
+            continue
+        if "first" in step:
+            ids = [row.get("id", row.get("Id")) for row in served[: int(step["first"])] if isinstance(row, dict)]
+        else:
+            ids = [step["id"]]
+        for record_id in ids:
+            service.edit(entity, record_id, dict(step.get("set") or {}), dict(step.get("append") or {}))
+
+
 def build_app(service: Service) -> web.Application:
     """Wrap ``service`` in the shared middleware and admin surface."""
-    state = {"faults": Faults(), "counters": Counters()}
+    state = {"faults": Faults(), "counters": Counters(), "between_pages": BetweenPages()}
 
     @web.middleware
     async def sandbox_middleware(request: web.Request, handler):
@@ -146,6 +198,13 @@ def build_app(service: Service) -> web.Application:
                 data = faults.rewrite(json.loads(response.body))
                 headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
                 response = json_body(data, response.status, headers)
+            listed = service.list_page(request) if request.method == "GET" and state["between_pages"].triggers else None
+            steps = state["between_pages"].take(*listed) if listed else None
+            if steps is not None and isinstance(response, web.Response):
+                # The page is what the server read before the edits, and so is its Date.
+                response.headers.setdefault("Date", _http_date())
+                served = json.loads(response.body) if response.body else []
+                await _land_edits(service, listed[0], steps, served if isinstance(served, list) else [])
             if in_scope and faults.slow_body_ms and isinstance(response, web.Response):
                 return await _slow_body(request, response, faults.slow_body_ms)
             return response
@@ -164,6 +223,7 @@ def build_app(service: Service) -> web.Application:
         service.reset()
         state["faults"] = Faults()
         state["counters"].reset()
+        state["between_pages"] = BetweenPages()
         return web.json_response({"reset": True})
 
     async def seed(request):
@@ -187,6 +247,21 @@ def build_app(service: Service) -> web.Application:
         state["faults"] = Faults()
         return web.json_response(state["faults"].to_dict())
 
+    async def get_between_pages(_request):
+        return web.json_response(state["between_pages"].to_dict())
+
+    async def put_between_pages(request):
+        body = await request.json() if request.can_read_body else []
+        try:
+            state["between_pages"] = BetweenPages(body if isinstance(body, list) else [body])
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(state["between_pages"].to_dict())
+
+    async def clear_between_pages(_request):
+        state["between_pages"] = BetweenPages()
+        return web.json_response(state["between_pages"].to_dict())
+
     async def get_counters(_request):
         return web.json_response(state["counters"].to_dict())
 
@@ -208,12 +283,22 @@ def build_app(service: Service) -> web.Application:
     app.router.add_get(f"{ADMIN_PREFIX}/faults", get_faults)
     app.router.add_put(f"{ADMIN_PREFIX}/faults", put_faults)
     app.router.add_delete(f"{ADMIN_PREFIX}/faults", clear_faults)
+    app.router.add_get(f"{ADMIN_PREFIX}/between_pages", get_between_pages)
+    app.router.add_put(f"{ADMIN_PREFIX}/between_pages", put_between_pages)
+    app.router.add_delete(f"{ADMIN_PREFIX}/between_pages", clear_between_pages)
     app.router.add_get(f"{ADMIN_PREFIX}/counters", get_counters)
     app.router.add_delete(f"{ADMIN_PREFIX}/counters", clear_counters)
     app.router.add_get(f"{ADMIN_PREFIX}/config", configure)
     app.router.add_put(f"{ADMIN_PREFIX}/config", configure)
     service.add_routes(app)
     return app
+
+
+def _http_date() -> str:
+    """The current time as an HTTP ``Date`` (RFC 9110 IMF-fixdate)."""
+    import email.utils
+
+    return email.utils.formatdate(usegmt=True)
 
 
 def json_body(data, status: int = 200, headers: dict | None = None) -> web.Response:

@@ -135,6 +135,23 @@ class InvoicedService:
         self.limiter.limit = self.settings["max_in_flight"] or _UNLIMITED
         return dict(self.settings)
 
+    _LISTS = {"/customers": "customers", "/invoices": "invoices"}
+
+    def list_page(self, request: web.Request) -> tuple[str, int] | None:
+        """``(entity, page number)`` of a list request, for edits landed between pages."""
+        entity = self._LISTS.get(request.path.rstrip("/"))
+        if entity is None:
+            return None
+        return entity, max(1, params.php_int(request.query.get("page", 1)))
+
+    def edit(self, entity: str, record_id, values: dict, append: dict) -> None:
+        """Edit one record through the PATCH path (``append`` adds text to the current value)."""
+        table = {"customers": (self.store.customers, customers.update),
+                 "invoices": (self.store.invoices, invoices.update)}[entity]
+        record = table[0][int(record_id)]
+        data = {**values, **{k: f"{record.get(k) or ''}{v}" for k, v in append.items()}}
+        table[1](self.store, record, data)
+
     # -- request plumbing -----------------------------------------------------------------------------------------
 
     @staticmethod

@@ -151,6 +151,32 @@ class PowerOfficeGoService:
         """Serve every path through one case-insensitive dispatcher (the admin routes are registered first)."""
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
+    _LISTS = {"customers": "customers", "salesorders": "sales_orders", "contactpersons": "contact_persons"}
+
+    def list_page(self, request: web.Request) -> tuple[str, int] | None:
+        """``(entity, page number)`` of a list request, for edits landed between pages."""
+        tail = request.path.rstrip("/").lower()
+        if not (tail.startswith("/v2/") or tail.startswith("/demo/v2/")):
+            return None
+        entity = self._LISTS.get(tail.rsplit("/v2/", 1)[1])
+        if entity is None:
+            return None
+        try:
+            return entity, Query(request.query).integer("PageNumber", 1)
+        except ApiError:
+            return None
+
+    def edit(self, entity: str, record_id, values: dict, append: dict) -> None:
+        """Edit one record through the JSON Patch path (``append`` adds text to the current value)."""
+        store = self.store
+        if entity == "customers":
+            record_id = int(record_id)
+            current, patch = store.render_customer(store.customer(record_id)), store.patch_customer
+        else:
+            current, patch = store.render_order(store.order(str(record_id))), store.patch_order
+        changes = {**values, **{k: f"{current.get(k) or ''}{v}" for k, v in append.items()}}
+        patch(record_id, [{"op": "replace", "path": f"/{k}", "value": v} for k, v in changes.items()])
+
     # -- routing and the gateway --------------------------------------------------------------------------------
 
     def _route_table(self) -> list[tuple[re.Pattern, dict]]:

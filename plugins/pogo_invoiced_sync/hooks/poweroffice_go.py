@@ -38,6 +38,7 @@ from .common import (
 )
 
 MAX_PAGE_SIZE = 20_000
+DEFAULT_PAGE_SIZE = 5000
 CHANGED_SINCE_PARAM = "lastChangedDateTimeOffsetGreaterThan"
 _TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 
@@ -66,7 +67,7 @@ class PowerOfficeGoHook(ApiHook):
     hook_name = "PowerOffice Go"
 
     system = "PowerOffice Go"
-    own_extras = frozenset({"subscription_key", "token_url", "requests_per_second", "max_workers"})
+    own_extras = frozenset({"subscription_key", "token_url", "requests_per_second", "max_workers", "page_size"})
     min_429_wait = 1.0  # PowerOffice: "wait at least 1 s" when throttled
     max_page_size: ClassVar[int] = MAX_PAGE_SIZE
 
@@ -114,6 +115,9 @@ class PowerOfficeGoHook(ApiHook):
         self.token_url = token_url
         self.requests_per_second = float(extra.get("requests_per_second", 10))
         self.max_workers = int(extra.get("max_workers", 4))
+        self.page_size = int(extra.get("page_size", DEFAULT_PAGE_SIZE))
+        if not 1 <= self.page_size <= self.max_page_size:
+            raise ValueError(f"Connection {self.http_conn_id!r}: page_size must be between 1 and {self.max_page_size}")
         self._basic = base64.b64encode(f"{conn.login}:{conn.password}".encode()).decode()
         self._credential = (self.token_url, conn.login, conn.password, self.subscription_key)
 
@@ -221,13 +225,16 @@ class PowerOfficeGoHook(ApiHook):
         return self.request_json("GET", endpoint, params=params, not_found_ok=True)
 
     def iter_pages(
-        self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int = 5000
+        self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
     ) -> Iterator[list[dict]]:
         """Yield every page of a list endpoint as a list, from ``PageNumber`` 1 to the end.
 
         Stops on 204, an empty body or array, fewer than ``page_size`` rows, or an ``X-Pagination`` header
         without ``nextPageLink``.
         """
+        if page_size is None:
+            self.connection()
+            page_size = self.page_size
         if not 1 <= page_size <= self.max_page_size:
             raise ValueError(f"page_size must be between 1 and {self.max_page_size}")
         base = {k: v for k, v in (params or {}).items() if k.lower() not in ("pagenumber", "pagesize")}
@@ -264,7 +271,7 @@ class PowerOfficeGoHook(ApiHook):
         endpoint: str,
         since: dt.datetime | None,
         params: Mapping[str, Any] | None = None,
-        page_size: int = 5000,
+        page_size: int | None = None,
         since_param: str = CHANGED_SINCE_PARAM,
     ) -> Iterator[list[dict]]:
         """Yield pages of records changed strictly after ``since`` (all records when None; naive = UTC)."""
