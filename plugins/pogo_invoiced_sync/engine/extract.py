@@ -11,32 +11,44 @@ from pogo_invoiced_sync.engine.systems import entity_for
 
 log = logging.getLogger(__name__)
 
-EMPTY_LISTING_MARGIN = dt.timedelta(minutes=5)
+# The cursor never passes the listing's start by the server's clock minus this margin: it covers the Date header's
+# whole seconds, a read replica that lags behind writes, and API nodes whose clocks differ by a little.
+LISTING_MARGIN = dt.timedelta(seconds=30)
+# Without a Date header the start is our own clock, with room for skew between this machine and the API.
+LOCAL_CLOCK_MARGIN = dt.timedelta(minutes=5)
 MAX_LOOKUPS = 50  # deletion checks per run and system before a listing counts as partial
 
 
 def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, *, full_refresh: bool = False,
             since_override: dt.datetime | None = None) -> dict:
-    """List ``system``'s records changed since the cursor (or all of them) into the run's staging table."""
+    """List ``system``'s records changed since the cursor (or all of them) into the run's staging table.
+
+    An incremental side is listed in full when its last full listing is older than the mapping's
+    ``full_reconciliation.every_hours``: the scheduled full reconciliation.
+    """
     side = mapping.sides[system]
     entity = entity_for(system, side.entity)
-    full_scan = full_refresh or side.change_detection == "full_scan"
+    cursor = store.cursor(mapping.flow, system)
+    reconciliation = _reconciliation_due(store, mapping, system, cursor) and not full_refresh \
+        and since_override is None
+    full_scan = full_refresh or reconciliation or side.change_detection == "full_scan"
     since = None
     if not full_scan:
-        cursor = store.cursor(mapping.flow, system)
         since = since_override if since_override is not None else cursor
         if since is not None:
             since = since - dt.timedelta(seconds=side.overlap_seconds)
+    from pogo_invoiced_sync.hooks.listing import Listing  # the hooks' record of a listing (imported at run time)
+
+    listing = Listing()
     newest: list[dt.datetime] = []
     calls_before = _calls(hook)
-    # An empty first listing still moves the cursor, so the next run does not list everything again (our own
-    # creates included); the margin covers clock skew between this machine and the API.
-    empty_start = dt.datetime.now(dt.timezone.utc) - EMPTY_LISTING_MARGIN if since is None else None
+    local_start = dt.datetime.now(dt.timezone.utc)
     unreadable: list[dict] = []
     held: list[dt.datetime] = []
+    seen: set[str] = set()
 
     def pages():
-        for page in entity.list(hook, since, side.list_params):
+        for page in entity.list(hook, since, side.list_params, listing=listing):
             rows = []
             for raw in page:
                 try:
@@ -50,20 +62,50 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
                     if stamp:
                         held.append(stamp)
                     continue
+                if rows[-1][0] in seen and not listing.keyset:
+                    listing.move(f"{system} record {rows[-1][0]} listed twice")
+                seen.add(rows[-1][0])
                 stamp = entity.filter_time(raw)
                 if stamp and (not newest or stamp > newest[0]):
                     newest[:] = [stamp]
             yield rows
 
-    count = store.write_staging(mapping.flow, run_id, system, pages(), full_scan, since,
-                                lambda: _hold(newest[0] if newest else None if held else empty_start, held),
-                                lambda: _calls(hook) - calls_before)
+    def cursor_after() -> dt.datetime | None:
+        """How far this listing has certainly read: its start by the server's clock minus the margin.
+
+        None (the cursor stays where it was) when the list moved under the listing: a record may have been skipped.
+        """
+        if listing.moved:
+            return None
+        start = listing.started_at - LISTING_MARGIN if listing.started_at else local_start - LOCAL_CLOCK_MARGIN
+        return _hold(start, held)
+
+    count = store.write_staging(
+        mapping.flow, run_id, system, pages(), full_scan, since, cursor_after, lambda: _calls(hook) - calls_before,
+        lambda: {"listing_started_at": listing.started_at, "cursor_at_start": cursor,
+                 "reconciliation": reconciliation, "moved": "; ".join(listing.moved) or None})
     if unreadable:
         store.log(mapping.flow, run_id, unreadable)
     result = {"system": system, "records": count, "full_scan": full_scan, "since": since.isoformat() if since else None}
-    if full_scan:
+    if reconciliation:
+        result["full_reconciliation"] = True
+    if listing.moved:
+        result["list_moved"] = listing.moved
+        log.warning("%s listing of %s moved while it was paged (%s); the cursor stays where it was, so the next run "
+                    "reads it again", system, mapping.flow, "; ".join(listing.moved))
+    if full_scan and not listing.moved:
+        # A record that moved out of reach while paging would look deleted: check only after an unmoved listing.
         result["confirmed_gone"] = _confirm_missing(store, mapping, system, entity, hook, run_id)
     return result
+
+
+def _reconciliation_due(store: LinkStore, mapping: Mapping, system: str, cursor: dt.datetime | None) -> bool:
+    """An incremental side is due for a full listing when its last one is older than the mapping's interval."""
+    if mapping.sides[system].change_detection != "incremental" or cursor is None:
+        return False  # full scans list everything anyway; without a cursor the listing is full already
+    last = store.full_listed_at(mapping.flow, system)
+    interval = dt.timedelta(hours=mapping.full_reconciliation_hours)
+    return last is None or last < dt.datetime.now(dt.timezone.utc) - interval
 
 
 def _confirm_missing(store: LinkStore, mapping: Mapping, system: str, entity, hook, run_id: str) -> int:

@@ -119,8 +119,12 @@ class LinkStore:
 
     def write_staging(self, flow: str, run_id: str, system: str, pages: Iterable[list[tuple[str, dict]]],
                       full_scan: bool, since: dt.datetime | None, max_changed_at: Callable[[], dt.datetime | None],
-                      api_calls: Callable[[], int]) -> int:
-        """Replace this run's staged rows of ``system`` with ``pages`` of (record id, payload), streamed by COPY."""
+                      api_calls: Callable[[], int], listing: Callable[[], dict] | None = None) -> int:
+        """Replace this run's staged rows of ``system`` with ``pages`` of (record id, payload), streamed by COPY.
+
+        ``listing`` gives, once the pages are read, what the listing noticed: ``listing_started_at`` (the
+        server's time), ``cursor_at_start``, ``reconciliation`` (a scheduled full listing) and ``moved``.
+        """
         count = 0
         with self.transaction() as cur:
             cur.execute(self.q("DELETE FROM {s}.staging WHERE flow = %s AND run_id = %s AND system = %s"),
@@ -130,22 +134,31 @@ class LinkStore:
                     for record_id, payload in page:
                         copy.write_row((flow, run_id, system, record_id, _dumps(payload)))
                         count += 1
+            noted = listing() if listing is not None else {}
             cur.execute(self.q(
-                "INSERT INTO {s}.extracts (flow, run_id, system, full_scan, since, max_changed_at, row_count, api_calls) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (flow, run_id, system) DO UPDATE SET "
+                "INSERT INTO {s}.extracts (flow, run_id, system, full_scan, since, max_changed_at, row_count, api_calls, "
+                "listing_started_at, cursor_at_start, reconciliation, moved) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (flow, run_id, system) DO UPDATE SET "
                 "full_scan = EXCLUDED.full_scan, since = EXCLUDED.since, max_changed_at = EXCLUDED.max_changed_at, "
-                "row_count = EXCLUDED.row_count, api_calls = EXCLUDED.api_calls, extracted_at = now()"),
-                (flow, run_id, system, full_scan, since, max_changed_at(), count, api_calls()))
+                "row_count = EXCLUDED.row_count, api_calls = EXCLUDED.api_calls, extracted_at = now(), "
+                "listing_started_at = EXCLUDED.listing_started_at, cursor_at_start = EXCLUDED.cursor_at_start, "
+                "reconciliation = EXCLUDED.reconciliation, moved = EXCLUDED.moved"),
+                (flow, run_id, system, full_scan, since, max_changed_at(), count, api_calls(),
+                 noted.get("listing_started_at"), noted.get("cursor_at_start"), bool(noted.get("reconciliation")),
+                 noted.get("moved")))
             cur.execute(self.q("ANALYZE {s}.staging"))  # fresh stats, or NOT EXISTS on staging runs as a nested loop
         return count
 
     def extract_info(self, flow: str, run_id: str, system: str) -> dict | None:
         """What the extract of ``system`` in this run did."""
         with self.transaction() as cur:
-            cur.execute(self.q("SELECT full_scan, since, max_changed_at, row_count, api_calls, changed FROM {s}.extracts "
+            cur.execute(self.q("SELECT full_scan, since, max_changed_at, row_count, api_calls, changed, listing_started_at, "
+                               "cursor_at_start, reconciliation, moved FROM {s}.extracts "
                                "WHERE flow = %s AND run_id = %s AND system = %s"), (flow, run_id, system))
             row = cur.fetchone()
-        return None if row is None else dict(zip(("full_scan", "since", "max_changed_at", "row_count", "api_calls", "changed"), row))
+        names = ("full_scan", "since", "max_changed_at", "row_count", "api_calls", "changed", "listing_started_at",
+                 "cursor_at_start", "reconciliation", "moved")
+        return None if row is None else dict(zip(names, row))
 
     def iter_staging(self, flow: str, run_id: str, system: str, chunk: int = 5000) -> Iterator[list[dict]]:
         """Staged payloads in chunks, read through a server-side cursor to bound memory."""
@@ -159,8 +172,13 @@ class LinkStore:
 
     # -- map ----------------------------------------------------------------------------------------------
 
-    def merge_records(self, flow: str, system: str, run_id: str, rows: list[dict]) -> int:
-        """Upsert mirror rows; a row whose fingerprint changed becomes dirty. Returns how many changed."""
+    def merge_records(self, flow: str, system: str, run_id: str, rows: list[dict],
+                      missed_up_to: dt.datetime | None = None) -> int:
+        """Upsert mirror rows; a row whose fingerprint changed becomes dirty. Returns how many changed.
+
+        With ``missed_up_to`` (the cursor before a full listing), every dirty row whose change time is at or before
+        it was a change the incremental reads missed: it gets a ``repair`` row in the sync log.
+        """
         if not rows:
             return 0
         with self.transaction() as cur:
@@ -179,22 +197,42 @@ class LinkStore:
                 "ON CONFLICT (flow, system, record_id) DO UPDATE SET vals = EXCLUDED.vals, meta = EXCLUDED.meta, "
                 "routed = EXCLUDED.routed, external_ref = EXCLUDED.external_ref, changed_at = EXCLUDED.changed_at, "
                 "fingerprint = EXCLUDED.fingerprint, dirty = EXCLUDED.dirty, seen_run = EXCLUDED.seen_run "
-                "WHERE r.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint", column=f"{system}_id"),
-                {"flow": flow, "system": system, "run": run_id})
-            changed = cur.rowcount
+                "WHERE r.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint RETURNING r.record_id, r.changed_at, r.dirty",
+                column=f"{system}_id"), {"flow": flow, "system": system, "run": run_id})
+            merged = cur.fetchall()
+            changed = len(merged)
+            if missed_up_to is not None:
+                direction = "to_invoiced" if system == "poweroffice_go" else "to_poweroffice_go"
+                self._log(cur, flow, run_id, [
+                    {"operation": "repair", "outcome": "reported", "direction": direction, f"{system}_id": record_id,
+                     "reason": f"changed in {system} at {changed_at.isoformat()}, at or before the cursor "
+                               f"{missed_up_to.isoformat()}, yet not read by the incremental runs: found by the "
+                               "full reconciliation"}
+                    for record_id, changed_at, dirty in merged
+                    if dirty and changed_at is not None and changed_at <= missed_up_to])
             cur.execute(self.q("UPDATE {s}.records r SET seen_run = %s FROM incoming_records i "
                                "WHERE r.flow = %s AND r.system = %s AND r.record_id = i.record_id "
                                "AND r.seen_run IS DISTINCT FROM %s"), (run_id, flow, system, run_id))
         return changed
 
-    def advance_cursor(self, flow: str, system: str, value: dt.datetime | None) -> None:
-        """Move the cursor forward to ``value`` (never backwards)."""
+    def advance_cursor(self, flow: str, system: str, value: dt.datetime | None,
+                       full_listed_at: dt.datetime | None = None) -> None:
+        """Move the cursor forward to ``value`` (never backwards); ``full_listed_at``: a full listing completed."""
         if value is None:
             return
         with self.transaction() as cur:
-            cur.execute(self.q("INSERT INTO {s}.cursors AS c (flow, system, cursor) VALUES (%s, %s, %s) "
+            cur.execute(self.q("INSERT INTO {s}.cursors AS c (flow, system, cursor, full_listed_at) VALUES (%s, %s, %s, %s) "
                                "ON CONFLICT (flow, system) DO UPDATE SET cursor = greatest(c.cursor, EXCLUDED.cursor), "
-                               "updated_at = now()"), (flow, system, value))
+                               "full_listed_at = coalesce(greatest(c.full_listed_at, EXCLUDED.full_listed_at), "
+                               "c.full_listed_at, EXCLUDED.full_listed_at), updated_at = now()"),
+                        (flow, system, value, full_listed_at))
+
+    def full_listed_at(self, flow: str, system: str) -> dt.datetime | None:
+        """When ``system`` was last listed in full for ``flow`` without the list moving (None: never)."""
+        with self.transaction() as cur:
+            cur.execute(self.q("SELECT full_listed_at FROM {s}.cursors WHERE flow = %s AND system = %s"), (flow, system))
+            row = cur.fetchone()
+        return row[0] if row else None
 
     def rewind_cursors(self, flow: str, run_id: str) -> None:
         """Put the flow's cursors back to where this run started reading (none after a full listing).

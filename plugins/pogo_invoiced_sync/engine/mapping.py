@@ -168,6 +168,7 @@ class Mapping:
     match_on: tuple[str, ...]
     depends_on: tuple[str, ...]
     guard: "Guard" = None  # type: ignore[assignment]
+    full_reconciliation_hours: float = 24.0  # a run lists incremental sides in full when the last full listing is older
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
@@ -224,11 +225,20 @@ class Mapping:
                 conflict=data.get("conflict", "latest"), match_on=tuple(data.get("match_on") or ()),
                 depends_on=tuple(data.get("depends_on") or ()),
                 guard=Guard(**(data.get("guard") or {})),
+                full_reconciliation_hours=_every_hours(data.get("full_reconciliation")),
             )
         except KeyError as exc:
             raise MappingError(f"missing key {exc} in mapping {data.get('flow', '?')}") from exc
         except TypeError as exc:
             raise MappingError(f"invalid setting in mapping {data.get('flow', '?')}: {exc}") from exc
+
+
+def _every_hours(spec: Any) -> float:
+    """``full_reconciliation: {every_hours: N}`` (default 24): how old the last full listing may get."""
+    hours = (spec or {}).get("every_hours", 24) if isinstance(spec, dict) or spec is None else None
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours <= 0:
+        raise MappingError(f"full_reconciliation must be {{every_hours: <hours above 0>}}: {spec!r}")
+    return float(hours)
 
 
 def load_mapping(flow: str, directory: Path | None = None) -> Mapping:

@@ -79,6 +79,10 @@ def map_records(store: LinkStore, mapping: Mapping, system: str, run_id: str) ->
     bad: list[dict] = []
     held: list[dt.datetime] = []
     entity = entity_for(system, mapping.sides[system].entity)
+    # A full listing of a side read incrementally shows what the incremental reads missed: changes at or before
+    # the cursor that were never read. Each is repaired like any change, and logged as a repair.
+    full = info["since"] is None and info["max_changed_at"] is not None
+    missed_up_to = info["cursor_at_start"] if full and mapping.sides[system].change_detection == "incremental" else None
     with store.flow_lock(mapping.flow):
         for chunk in store.iter_staging(mapping.flow, run_id, system):
             rows = []
@@ -93,11 +97,12 @@ def map_records(store: LinkStore, mapping: Mapping, system: str, run_id: str) ->
                     if stamp:
                         held.append(stamp)
             seen += len(rows)
-            changed += store.merge_records(mapping.flow, system, run_id, rows)
+            changed += store.merge_records(mapping.flow, system, run_id, rows, missed_up_to=missed_up_to)
         if bad:
             store.log(mapping.flow, run_id, bad)
         store.set_changed(mapping.flow, run_id, system, changed)
         if not info["full_scan"] or info["max_changed_at"] is not None:
             # An unreadable record is read again by the next run (an answer missing fields may be a passing fault).
-            store.advance_cursor(mapping.flow, system, _hold(info["max_changed_at"], held))
+            store.advance_cursor(mapping.flow, system, _hold(info["max_changed_at"], held),
+                                 full_listed_at=(info["listing_started_at"] or info["max_changed_at"]) if full else None)
     return {"system": system, "seen": seen, "changed": changed, "unreadable": rejected}

@@ -145,4 +145,12 @@ CREATE INDEX IF NOT EXISTS staging_run ON {s}.staging (flow, run_id, system, rec
 CREATE INDEX plan_open_poweroffice_go ON {s}.plan (flow, run_id, poweroffice_go_id) WHERE status <> 'done';
 CREATE INDEX plan_open_invoiced ON {s}.plan (flow, run_id, invoiced_id) WHERE status <> 'done';
 """),
+    (5, "listings: the server's time at their start, whether the list moved, scheduled full reconciliation", """
+ALTER TABLE {s}.extracts ADD COLUMN IF NOT EXISTS listing_started_at timestamptz,
+    ADD COLUMN IF NOT EXISTS cursor_at_start timestamptz,
+    ADD COLUMN IF NOT EXISTS reconciliation boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS moved text;
+-- When a listing of everything (first run, full_refresh, scheduled full reconciliation) last completed unmoved.
+ALTER TABLE {s}.cursors ADD COLUMN IF NOT EXISTS full_listed_at timestamptz;
+"""),
 ]

@@ -69,11 +69,11 @@ class PowerOfficeGoEntity(Entity):
     system = POGO
     id_field = "Id"
 
-    def list(self, hook, since: dt.datetime | None, params: dict | None = None) -> Iterator[list[dict]]:
+    def list(self, hook, since: dt.datetime | None, params: dict | None = None, listing=None) -> Iterator[list[dict]]:
         if since is None:
-            yield from hook.iter_pages(self.list_path, params or None)
+            yield from hook.iter_pages(self.list_path, params or None, listing=listing)
         else:
-            yield from hook.iter_changed(self.list_path, since, params or None)
+            yield from hook.iter_changed(self.list_path, since, params or None, listing=listing)
 
     def filter_time(self, raw: dict) -> dt.datetime | None:
         return parse_time(raw.get("LastChangedDateTimeOffset"))
@@ -137,9 +137,9 @@ class PowerOfficeGoSalesOrders(PowerOfficeGoEntity):
     create_path = "/SalesOrders/Complete"
     ref_prefix = "invoiced-invoice-"
 
-    def list(self, hook, since: dt.datetime | None, params: dict | None = None) -> Iterator[list[dict]]:
+    def list(self, hook, since: dt.datetime | None, params: dict | None = None, listing=None) -> Iterator[list[dict]]:
         contact_companies: dict[str, Any] | None = None
-        for page in super().list(hook, since, params):
+        for page in super().list(hook, since, params, listing):
             needs = [o for o in page if o.get("CustomerId") is None and o.get("CustomerReferenceContactPersonId")]
             if needs and contact_companies is None:
                 # The order's customer falls back to its reference contact person's company (MAPPING.md, decision 5).
@@ -175,11 +175,11 @@ class InvoicedEntity(Entity):
     system = INVOICED
     id_field = "id"
 
-    def list(self, hook, since: dt.datetime | None, params: dict | None = None) -> Iterator[list[dict]]:
+    def list(self, hook, since: dt.datetime | None, params: dict | None = None, listing=None) -> Iterator[list[dict]]:
         if since is None:
-            yield from hook.iter_pages(self.list_path, params or None)
+            yield from hook.iter_pages(self.list_path, params or None, listing=listing)
         else:
-            yield from hook.iter_changed(self.list_path, int(since.timestamp()), params or None)
+            yield from hook.iter_changed(self.list_path, int(since.timestamp()), params or None, listing=listing)
 
     def changed_at(self, raw: dict) -> dt.datetime | None:
         return parse_time(raw.get("updated_at"))

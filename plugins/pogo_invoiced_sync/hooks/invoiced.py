@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 from requests.auth import HTTPBasicAuth
 
 from .common import ApiHook, InFlightLimiter, MalformedResponseError, shared
+from .listing import Listing
 
 SERVER_IN_FLIGHT_LIMIT = 20
 MAX_PER_PAGE = 100
@@ -100,36 +101,65 @@ class InvoicedHook(ApiHook):
         return self.request_json("GET", endpoint, params=params, not_found_ok=True)
 
     def iter_pages(
-        self, endpoint: str, params: Mapping[str, Any] | None = None, per_page: int = MAX_PER_PAGE
+        self,
+        endpoint: str,
+        params: Mapping[str, Any] | None = None,
+        per_page: int = MAX_PER_PAGE,
+        listing: Listing | None = None,
     ) -> Iterator[list[dict]]:
         """Yield every page of a list endpoint, following ``Link: <...>; rel="next"`` verbatim to the end.
 
         Bracket parameters work as keys (``{"filter[number]": "X"}``) or nested (``{"metadata": {"k": "v"}}``).
+
+        :param listing: filled with the server's time at the start and signs that the list moved between pages
+            (a record listed twice, an ``X-Total-Count`` that changed).
         """
         if not 1 <= per_page <= MAX_PER_PAGE:
             raise ValueError(f"per_page must be between 1 and {MAX_PER_PAGE}")
+        listing = listing if listing is not None else Listing()
         url = self.url_for(endpoint, {**(params or {}), "per_page": per_page})
         seen = {url}
+        ids: set = set()
+        total = None
         while True:
             response = self.request("GET", url)
-            rows = response.json() if response.content.strip() else []
-            if not isinstance(rows, list):
-                raise MalformedResponseError(self.system, response.status_code,
-                                             f"expected a JSON array, got {type(rows).__name__}",
-                                             method="GET", path=endpoint)
+            listing.answered(response)
+            rows = self._rows(response, endpoint)
+            count = _total(response)
+            if total is not None and count is not None and count != total:
+                listing.move(f"{endpoint}: X-Total-Count went from {total} to {count} between pages")
+            total = count if count is not None else total
+            for row in rows:
+                key = row.get("id") if isinstance(row, Mapping) else None
+                if key is not None:
+                    if key in ids:
+                        listing.move(f"{endpoint}: record {key} listed twice")
+                    ids.add(key)
             if rows:
                 yield rows
             following = response.links.get("next", {}).get("url")
             if not following:
                 return
-            url = urljoin(url, following)
-            if urlsplit(url).netloc != urlsplit(self.base_url).netloc:  # never send the API key elsewhere
-                raise MalformedResponseError(self.system, response.status_code, "Link rel=next points to another "
-                                             "host", method="GET", path=endpoint)
+            url = self._next_url(url, following, response, endpoint)
             if url in seen:  # a server bug must not make us loop forever
                 raise MalformedResponseError(self.system, response.status_code, "Link rel=next points back to "
                                              "a page already read", method="GET", path=endpoint)
             seen.add(url)
+
+    def _rows(self, response, endpoint: str) -> list:
+        rows = response.json() if response.content.strip() else []
+        if not isinstance(rows, list):
+            raise MalformedResponseError(self.system, response.status_code,
+                                         f"expected a JSON array, got {type(rows).__name__}",
+                                         method="GET", path=endpoint)
+        return rows
+
+    def _next_url(self, url: str, following: str, response, endpoint: str) -> str:
+        url = urljoin(url, following)
+        if urlsplit(url).netloc != urlsplit(self.base_url).netloc:  # never send the API key elsewhere
+            raise MalformedResponseError(self.system, response.status_code, "Link rel=next points to another "
+                                         "host", method="GET", path=endpoint)
+        return url
 
     def iter_changed(
         self,
@@ -137,12 +167,59 @@ class InvoicedHook(ApiHook):
         since_unix: int | None,
         params: Mapping[str, Any] | None = None,
         per_page: int = MAX_PER_PAGE,
+        listing: Listing | None = None,
     ) -> Iterator[list[dict]]:
-        """Yield pages of objects updated strictly after ``since_unix`` (all when None), oldest first."""
-        query = {**(params or {}), "sort": "updated_at asc"}
-        if since_unix is not None:
-            query["updated_after"] = int(since_unix)
-        return self.iter_pages(endpoint, query, per_page=per_page)
+        """Yield pages of objects updated strictly after ``since_unix`` (all when None), oldest first.
+
+        Pages by key, not by page number: the list is sorted by ``updated_at`` and each request starts again at
+        the last second seen (``updated_after`` = that second - 1, since the filter is strict and times have
+        whole seconds), so a record edited meanwhile moves to the end instead of shifting unread records onto a
+        page already read. Records of that second read before are not yielded again. Only when one second holds
+        a whole page does it take the next page number of the same request; if a record was edited while it did
+        (one with a change time at or after the listing's start shows up), ``listing`` is told the list moved.
+        """
+        listing = listing if listing is not None else Listing()
+        listing.keyset = True
+        base = {**(params or {}), "sort": "updated_at asc", "per_page": per_page}
+        after = None if since_unix is None else int(since_unix)
+        page = 1
+        yielded: dict = {}
+        by_number = False
+        newest = None
+        while True:
+            query = {**base, **({"updated_after": after} if after is not None else {}), **({"page": page} if page > 1 else {})}
+            response = self.request("GET", self.url_for(endpoint, query))
+            listing.answered(response)
+            rows = self._rows(response, endpoint)
+            fresh = []
+            for row in rows:
+                key, stamp = (row.get("id"), row.get("updated_at")) if isinstance(row, Mapping) else (None, None)
+                if key is not None and key in yielded and yielded[key] == stamp:
+                    continue  # read already, unchanged: the overlap of two key requests
+                if key is not None:
+                    yielded[key] = stamp
+                fresh.append(row)
+            stamps = [r.get("updated_at") for r in rows if isinstance(r, Mapping)]
+            if any(not isinstance(t, int) for t in stamps) or stamps != sorted(stamps):
+                listing.move(f"{endpoint}: the answer is not sorted by updated_at; cannot page by key")
+            elif stamps:
+                newest = max(newest or stamps[-1], stamps[-1])
+            if fresh:
+                yield fresh
+            if "next" not in response.links or not rows:
+                break
+            last = stamps[-1] if stamps and isinstance(stamps[-1], int) else None
+            if last is None or listing.moved:
+                # No key to go on: follow the page numbers (and the listing is not trusted to be complete).
+                page += 1
+            elif after is None or last - 1 > after:
+                after, page = last - 1, 1
+            else:
+                page += 1  # the whole page lies in the second after ``after``: the next page number of it
+                by_number = True
+        start = listing.started_at.timestamp() if listing.started_at else None
+        if by_number and (start is None or (newest is not None and newest >= int(start))):
+            listing.move(f"{endpoint}: paged one second's records by page number while records were edited")
 
     # ------------------------------------------------------------------ writes
 
@@ -195,6 +272,14 @@ class InvoicedHook(ApiHook):
             return False, str(exc)
         finally:
             self.max_attempts = attempts
+
+
+def _total(response) -> int | None:
+    """``X-Total-Count`` as an int, or None."""
+    try:
+        return int(response.headers.get("X-Total-Count"))
+    except (TypeError, ValueError):
+        return None
 
 
 def _idempotency(key: str | None) -> dict[str, str]:

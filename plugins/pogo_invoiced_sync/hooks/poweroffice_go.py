@@ -36,6 +36,7 @@ from .common import (
     mask_secret,
     shared,
 )
+from .listing import Listing
 
 MAX_PAGE_SIZE = 20_000
 DEFAULT_PAGE_SIZE = 5000
@@ -225,12 +226,19 @@ class PowerOfficeGoHook(ApiHook):
         return self.request_json("GET", endpoint, params=params, not_found_ok=True)
 
     def iter_pages(
-        self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
+        self,
+        endpoint: str,
+        params: Mapping[str, Any] | None = None,
+        page_size: int | None = None,
+        listing: Listing | None = None,
     ) -> Iterator[list[dict]]:
-        """Yield every page of a list endpoint as a list, from ``PageNumber`` 1 to the end.
+        """Yield every page of a list endpoint as a list, from ``PageNumber`` 1 to the end, in ``Id`` order.
 
-        Stops on 204, an empty body or array, fewer than ``page_size`` rows, or an ``X-Pagination`` header
-        without ``nextPageLink``.
+        Follows ``X-Pagination``'s ``nextPageLink`` where the header carries that member, also past a short page
+        (logged); only without it does a page shorter than ``page_size`` end the listing. Stops on 204 or an empty
+        array. ``OrderBy=Id`` (unless the caller orders) keeps records in place when they are edited.
+
+        :param listing: filled with the server's time at the start and signs that the list moved between pages.
         """
         if page_size is None:
             self.connection()
@@ -238,33 +246,56 @@ class PowerOfficeGoHook(ApiHook):
         if not 1 <= page_size <= self.max_page_size:
             raise ValueError(f"page_size must be between 1 and {self.max_page_size}")
         base = {k: v for k, v in (params or {}).items() if k.lower() not in ("pagenumber", "pagesize")}
+        if not any(k.lower() == "orderby" for k in base):
+            base["OrderBy"] = "Id"
+        listing = listing if listing is not None else Listing()
+        seen: set = set()
+        total = None
+        announced = False  # the page before linked this one
         page = 1
         while True:
             response = self.request("GET", endpoint, params={**base, "PageNumber": page, "PageSize": page_size})
-            if response.status_code == 204 or not response.content.strip():
-                return
-            rows = response.json()
+            listing.answered(response)
+            pagination = _pagination(response.headers.get("X-Pagination"))
+            count = _member(pagination, "totalCount")
+            if total is not None and count is not None and count != total:
+                listing.move(f"{endpoint}: totalCount went from {total} to {count} between pages")
+            total = count if count is not None else total
+            current = _member(pagination, "currentPage")
+            if current is not None and current != page:
+                listing.move(f"{endpoint}: asked for page {page}, X-Pagination says page {current}")
+            rows = [] if response.status_code == 204 or not response.content.strip() else response.json()
             if not isinstance(rows, list):
                 raise MalformedResponseError(self.system, response.status_code,
                                              f"expected a JSON array, got {type(rows).__name__}",
                                              method="GET", path=endpoint)
             if not rows:
+                if announced:
+                    listing.move(f"{endpoint}: page {page} was empty although the page before announced it")
                 return
+            for row in rows:
+                key = row.get("Id") if isinstance(row, Mapping) else None
+                if key is not None:
+                    if key in seen:
+                        listing.move(f"{endpoint}: record {key} listed twice")
+                    seen.add(key)
             yield rows
-            if len(rows) < page_size or not self._has_next_page(response.headers.get("X-Pagination")):
+            short = len(rows) < page_size
+            if pagination is not None and _has_member(pagination, "nextPageLink"):
+                following = bool(_member(pagination, "nextPageLink"))
+                if short and following:
+                    self.log.warning("%s page %d has %d of %d rows but X-Pagination links a next page; following it",
+                                     endpoint, page, len(rows), page_size)
+                elif not short and not following:
+                    self.log.info("%s page %d is full but X-Pagination links no next page; stopping", endpoint, page)
+                if not following:
+                    return
+                announced = True
+            elif short:
                 return
+            else:
+                announced = False
             page += 1
-
-    @staticmethod
-    def _has_next_page(header: str | None) -> bool:
-        """Read ``nextPageLink`` from ``X-Pagination``; a missing or unreadable header says nothing (True)."""
-        if not header:
-            return True
-        try:
-            pagination = json.loads(header)
-        except ValueError:
-            return True
-        return not isinstance(pagination, Mapping) or bool(find_key(pagination, "nextPageLink"))
 
     def iter_changed(
         self,
@@ -273,6 +304,7 @@ class PowerOfficeGoHook(ApiHook):
         params: Mapping[str, Any] | None = None,
         page_size: int | None = None,
         since_param: str = CHANGED_SINCE_PARAM,
+        listing: Listing | None = None,
     ) -> Iterator[list[dict]]:
         """Yield pages of records changed strictly after ``since`` (all records when None; naive = UTC)."""
         query = dict(params or {})
@@ -280,7 +312,7 @@ class PowerOfficeGoHook(ApiHook):
             if since.tzinfo is None:
                 since = since.replace(tzinfo=dt.timezone.utc)
             query[since_param] = since.isoformat()
-        return self.iter_pages(endpoint, query, page_size=page_size)
+        return self.iter_pages(endpoint, query, page_size=page_size, listing=listing)
 
     # ------------------------------------------------------------------ writes
 
@@ -362,6 +394,28 @@ class PowerOfficeGoHook(ApiHook):
             return False, str(exc)
         finally:
             self.max_attempts = attempts
+
+
+def _pagination(header: str | None) -> Mapping | None:
+    """The ``X-Pagination`` JSON object, or None when absent or unreadable."""
+    if not header:
+        return None
+    try:
+        value = json.loads(header)
+    except ValueError:
+        return None
+    return value if isinstance(value, Mapping) else None
+
+
+def _has_member(pagination: Mapping, name: str) -> bool:
+    return any(isinstance(k, str) and k.lower() == name.lower() for k in pagination)
+
+
+def _member(pagination: Mapping | None, name: str) -> Any:
+    """A member of ``X-Pagination`` (any casing), None when absent."""
+    if pagination is None:
+        return None
+    return next((v for k, v in pagination.items() if isinstance(k, str) and k.lower() == name.lower()), None)
 
 
 def _lookup(record: Mapping[str, Any] | None, name: str) -> tuple[bool, Any]:
