@@ -37,7 +37,7 @@ class Service(Protocol):
 
     def list_page(self, request: web.Request) -> tuple[str, int] | None: ...
 
-    def edit(self, entity: str, record_id, values: dict, append: dict) -> None: ...
+    def edit(self, entity: str, record_id, values: dict, append: dict, backdate_seconds: float = 0) -> None: ...
 
 
 def route_key(method: str, path: str) -> str:
@@ -102,7 +102,9 @@ class BetweenPages:
     A trigger is ``{"list": "customers", "after_page": 1, "steps": [...]}``; a step is ``{"first": K, "append":
     {"name": " (edited)"}}`` (edit the first K records of the page just served), ``{"id": 7, "set": {...},
     "append": {...}}`` (edit one record) or ``{"wait_ms": 2600}``. Edits go through the service's own update
-    path, so change times, caches and validation move as for an edit made by a person.
+    path, so change times, caches and validation move as for an edit made by a person. An edit step may add
+    ``"backdate_seconds": N``: its change time is then put N seconds back, like a change that a lagging replica or
+    node clock shows late (behind a client's cursor).
     """
 
     def __init__(self, triggers: list | None = None) -> None:
@@ -141,7 +143,8 @@ async def _land_edits(service: Service, entity: str, steps: list[dict], served: 
         else:
             ids = [step["id"]]
         for record_id in ids:
-            service.edit(entity, record_id, dict(step.get("set") or {}), dict(step.get("append") or {}))
+            service.edit(entity, record_id, dict(step.get("set") or {}), dict(step.get("append") or {}),
+                         float(step.get("backdate_seconds") or 0))
 
 
 def build_app(service: Service) -> web.Application:
@@ -262,6 +265,16 @@ def build_app(service: Service) -> web.Application:
         state["between_pages"] = BetweenPages()
         return web.json_response(state["between_pages"].to_dict())
 
+    async def edit_now(request):
+        body = await request.json() if request.can_read_body else {}
+        steps = body.get("steps") if isinstance(body, dict) else None
+        try:
+            BetweenPages([{"list": body.get("list"), "steps": steps}])
+            await _land_edits(service, body["list"], steps, [])
+        except (ValueError, TypeError, KeyError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"edited": True})
+
     async def get_counters(_request):
         return web.json_response(state["counters"].to_dict())
 
@@ -286,6 +299,7 @@ def build_app(service: Service) -> web.Application:
     app.router.add_get(f"{ADMIN_PREFIX}/between_pages", get_between_pages)
     app.router.add_put(f"{ADMIN_PREFIX}/between_pages", put_between_pages)
     app.router.add_delete(f"{ADMIN_PREFIX}/between_pages", clear_between_pages)
+    app.router.add_post(f"{ADMIN_PREFIX}/edit", edit_now)
     app.router.add_get(f"{ADMIN_PREFIX}/counters", get_counters)
     app.router.add_delete(f"{ADMIN_PREFIX}/counters", clear_counters)
     app.router.add_get(f"{ADMIN_PREFIX}/config", configure)

@@ -144,13 +144,16 @@ class InvoicedService:
             return None
         return entity, max(1, params.php_int(request.query.get("page", 1)))
 
-    def edit(self, entity: str, record_id, values: dict, append: dict) -> None:
+    def edit(self, entity: str, record_id, values: dict, append: dict, backdate_seconds: float = 0) -> None:
         """Edit one record through the PATCH path (``append`` adds text to the current value)."""
-        table = {"customers": (self.store.customers, customers.update),
-                 "invoices": (self.store.invoices, invoices.update)}[entity]
+        table = {"customers": (self.store.customers, customers.update, "customer"),
+                 "invoices": (self.store.invoices, invoices.update, "invoice")}[entity]
         record = table[0][int(record_id)]
         data = {**values, **{k: f"{record.get(k) or ''}{v}" for k, v in append.items()}}
         table[1](self.store, record, data)
+        if backdate_seconds:
+            record["updated_at"] -= int(backdate_seconds)
+            self.store.changed(table[2])
 
     # -- request plumbing -----------------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ Paths match case-insensitively and are served both at the root and under ``/Demo
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -13,6 +14,7 @@ from sandboxes.common.app import json_body
 from sandboxes.common.limits import RequestsPerSecond
 from sandboxes.poweroffice_go import auth, errors, seeding
 from sandboxes.poweroffice_go.errors import ApiError, not_found
+from sandboxes.poweroffice_go.clock import format_micros
 from sandboxes.poweroffice_go.listing import Page, Query
 from sandboxes.poweroffice_go.store import (CONTACT_PERSON_PROPERTIES, CUSTOMER_PROPERTIES, SALES_ORDER_PROPERTIES,
                                             Store)
@@ -166,7 +168,7 @@ class PowerOfficeGoService:
         except ApiError:
             return None
 
-    def edit(self, entity: str, record_id, values: dict, append: dict) -> None:
+    def edit(self, entity: str, record_id, values: dict, append: dict, backdate_seconds: float = 0) -> None:
         """Edit one record through the JSON Patch path (``append`` adds text to the current value)."""
         store = self.store
         if entity == "customers":
@@ -175,7 +177,12 @@ class PowerOfficeGoService:
         else:
             current, patch = store.render_order(store.order(str(record_id))), store.patch_order
         changes = {**values, **{k: f"{current.get(k) or ''}{v}" for k, v in append.items()}}
-        patch(record_id, [{"op": "replace", "path": f"/{k}", "value": v} for k, v in changes.items()])
+        record = patch(record_id, [{"op": "replace", "path": f"/{k}", "value": v} for k, v in changes.items()])
+        if backdate_seconds:
+            stamp = dt.datetime.fromisoformat(record["LastChangedDateTimeOffset"])
+            record["LastChangedDateTimeOffset"] = format_micros(
+                int((stamp - dt.timedelta(seconds=backdate_seconds)).timestamp() * 1_000_000))
+            store.touched()
 
     # -- routing and the gateway --------------------------------------------------------------------------------
 
