@@ -38,6 +38,9 @@ creates and updates to the other side. Both systems' ids of a pair are kept in t
 | `upsert_invoiced`, `upsert_poweroffice_go` | carry out the plan; every outcome goes to the sync log |
 | `report` | per-direction summary, stored in `runs` and printed in this task's log |
 
+Once its last full listing is older than the mapping's `full_reconciliation` (default 24 h), a run lists a side
+it reads incrementally in full and repairs what the incremental reads missed (sync-log operation `repair`).
+
 **Params**: `full_refresh` lists everything on both sides (and reports drift); `dry_run` computes and
 logs the plan (outcome `planned`) and writes nothing to either API; `allow_mass_changes` lets one run
 past the change guard, which otherwise stops a run that would update too many linked records at once.

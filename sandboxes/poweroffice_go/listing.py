@@ -159,8 +159,8 @@ class Page:
 
 def sort_ids(ids: list, records: dict, order_by: tuple, render) -> list:
     """Order ids by the requested fields (stable, nulls first), on top of the default id order."""
-    if not order_by:
-        return ids
+    if not order_by or (order_by == (("Id", False),) and (not ids or isinstance(ids[0], int))):
+        return ids  # numeric ids are stored in id order already
     rows = [(i, render(records[i])) for i in ids]
     for name, descending in reversed(order_by):
         rows.sort(key=lambda row: (row[1].get(name) is not None, _sortable(row[1].get(name))), reverse=descending)
