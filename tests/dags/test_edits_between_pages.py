@@ -67,3 +67,28 @@ def test_a_poweroffice_go_edit_on_a_page_already_read_is_read_by_the_next_run(st
     inv_names = {c["name"] for c in stack.records("invoiced", "customers")}
     assert {"Edited after page one AS", "Edited before page two AS"} <= inv_names
     assert _names_differing(stack) == []
+
+
+def test_a_listing_that_saw_the_list_move_keeps_the_cursor_and_the_next_run_reads_what_it_missed(stack, monkeypatch):
+    _pogo_page_size(monkeypatch, 10)
+    stack.sandboxes.pogo.seed(companies=30)
+    ids = sorted(c["Id"] for c in stack.records("poweroffice_go", "customers"))
+    # Ten companies last changed an hour ago: behind the cursor after the first run.
+    stack.sandboxes.pogo.edit("customers", *({"id": i, "set": {"Name": f"Old {i} AS"}, "backdate_seconds": 3600}
+                                             for i in ids[:10]))
+    stack.run("customers_company")
+    stack.sandboxes.pogo.edit("customers", *({"id": i, "append": {"Name": " edited"}} for i in ids[10:]))
+    cursor = stack.sql("SELECT cursor FROM {s}.cursors WHERE flow = 'customers_company' AND system = 'poweroffice_go'")
+    # While the next run pages through the 20 edited ones, an old one is edited: it joins the list at its head.
+    stack.sandboxes.pogo.between_pages({"list": "customers", "after_page": 1,
+                                        "steps": [{"id": ids[0], "set": {"Name": "Joined while paging AS"}}]})
+
+    moved_run = stack.run("customers_company")
+
+    assert stack.sql("SELECT cursor FROM {s}.cursors WHERE flow = 'customers_company' "
+                     "AND system = 'poweroffice_go'") == cursor
+    moved = stack.sql("SELECT moved FROM {s}.extracts WHERE run_id = %s AND system = 'poweroffice_go'",
+                      moved_run.run_id)[0][0]
+    assert "totalCount went from 20 to 21" in moved
+    stack.run("customers_company")
+    assert "Joined while paging AS" in {c["name"] for c in stack.records("invoiced", "customers")}
