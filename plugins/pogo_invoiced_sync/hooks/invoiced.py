@@ -187,7 +187,11 @@ class InvoicedHook(ApiHook):
         by_number: list[int] = []  # the seconds paged by page number
         newest = None
         while True:
-            query = {**base, **({"updated_after": after} if after is not None else {}), **({"page": page} if page > 1 else {})}
+            query = dict(base)
+            if after is not None:
+                query["updated_after"] = after
+            if page > 1:
+                query["page"] = page
             response = self.request("GET", self.url_for(endpoint, query))
             listing.answered(response)
             rows = self._rows(response, endpoint)
