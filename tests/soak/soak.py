@@ -201,6 +201,6 @@ def run_soak(stack, seed: int, seconds: float, *, size: int = 25, page_size: int
                                        f"{failures[failures_before:][-3:]}")
     result = Result(seed, seconds, cycles, runs, settle, settled, users, verdict)
     log(result.summary())
-    for line in verdict.problems[:40]:
+    for line in (verdict.problems + verdict.races)[:40]:
         log(f"  - {line}")
     return result
