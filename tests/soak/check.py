@@ -127,12 +127,13 @@ def check(stack, edits: list[Edit], flows=FLOWS) -> Verdict:
                 a, b = pv.get(f.name), iv.get(f.name)
                 if f.is_reference and b is not None:
                     b = references.get(b, f"unlinked Invoiced {b}")
-                if _norm(a) != _norm(b):
-                    verdict.problem("lost", f"{flow}: {f.name} differs on pair {pogo_id} <-> {inv_id}: "
-                                            f"PowerOffice Go {a!r}, Invoiced {b!r}")
-                    continue
                 made = [e for e in by_record[(flow, POGO, pogo_id)] + by_record[(flow, INVOICED, inv_id)]
                         if e.field == f.name and e.at is not None]
+                if _norm(a) != _norm(b):
+                    verdict.problem("lost", f"{flow}: {f.name} differs on pair {pogo_id} <-> {inv_id}: "
+                                            f"PowerOffice Go {a!r}, Invoiced {b!r}"
+                                            + _history(stack, flow, pogo_id, inv_id, f.name, made))
+                    continue
                 if not made:
                     continue
                 newest = max(made, key=lambda e: e.at)

@@ -2,8 +2,9 @@
 
 ``SOAK_SEED`` replays a seed (``random``: a new one), ``SOAK_SECONDS`` sets how long the users edit, ``SOAK_SIZE``
 how many records of each kind each system starts with, ``SOAK_WEIGHTS`` changes how often users do what
-(``new_person_without_address=2,switch_type=0``; names in :data:`tests.soak.users.WEIGHTS`), ``SOAK_STRICT=1``
-fails on edits lost in a write race too (see :data:`tests.soak.check.RACE`).
+(``new_person_without_address=2,switch_type=0``; names in :data:`tests.soak.users.WEIGHTS`), ``SOAK_PAGE_SIZE``
+the listings' page size (20; 0: the hooks' own), and ``SOAK_STRICT=1`` fails on edits lost in a write race too
+(see :data:`tests.soak.check.RACE`).
 """
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ def test_users_editing_both_systems_during_runs_under_faults_lose_and_duplicate_
 
     weights = {k.strip(): float(v) for k, v in (kv.split("=") for kv in os.environ.get("SOAK_WEIGHTS", "").split(",")
                                                 if kv.strip())}
-    result = run_soak(stack, seed, seconds, size=int(os.environ.get("SOAK_SIZE") or 25), weights=weights, log=log)
+    page_size = int(os.environ.get("SOAK_PAGE_SIZE") or 20)  # 0: the hooks' own page sizes (5,000 and 100)
+    result = run_soak(stack, seed, seconds, size=int(os.environ.get("SOAK_SIZE") or 25), page_size=page_size or None,
+                      weights=weights, log=log)
     assert result.users.edits, f"seed {seed}: the users made no edit, so the soak proved nothing"
     problems = result.verdict.problems + (result.verdict.races if os.environ.get("SOAK_STRICT") == "1" else [])
     assert not problems, (
