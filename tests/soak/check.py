@@ -186,6 +186,13 @@ def _history(stack, flow: str, pogo_id: str, inv_id: str, field: str, made: list
             "WHERE flow = %s AND (poweroffice_go_id = %s OR invoiced_id = %s) ORDER BY id", flow, pogo_id, inv_id):
         lines.append(f"log {logged:%H:%M:%S.%f} {run_id} {operation}/{outcome} {direction or ''} {reason or ''} "
                      f"{before or ''} -> {after or ''}")
+    for system, record_id, value, changed_at, dirty in stack.sql(
+            "SELECT system, record_id, vals -> %s, changed_at, dirty FROM {s}.records WHERE flow = %s "
+            "AND ((system = 'poweroffice_go' AND record_id = %s) OR (system = 'invoiced' AND record_id = %s))",
+            field, flow, pogo_id, inv_id):
+        lines.append(f"mirror {system} {record_id}: {value!r}, changed_at {changed_at}, dirty {dirty}")
+    for system, cursor in stack.sql("SELECT system, cursor FROM {s}.cursors WHERE flow = %s", flow):
+        lines.append(f"cursor {system}: {cursor}")
     return "".join(f"\n      {line}" for line in lines)
 
 
