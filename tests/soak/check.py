@@ -91,6 +91,16 @@ def check(stack, edits: list[Edit], flows=FLOWS) -> Verdict:
             if origin is not None and pair not in pairs_any_flow:
                 verdict.problem("duplicated", f"{system} {entity} {rid} carries origin {origin} but is not linked to it")
 
+    # -- a customer is linked in one customer flow at most (a type switch is reported, never linked twice).
+    flows_of = defaultdict(set)
+    for flow, pogo_id, inv_id, _ in links:
+        if flow != "salesorders_invoices":
+            flows_of[(POGO, pogo_id)].add(flow)
+            flows_of[(INVOICED, inv_id)].add(flow)
+    for (system, rid), in_flows in sorted(flows_of.items()):
+        if len(in_flows) > 1:
+            verdict.problem("duplicated", f"{system} customer {rid} is linked in {sorted(in_flows)}")
+
     by_record = defaultdict(list)
     for e in edits:
         by_record[(e.flow, e.system, e.record_id)].append(e)
