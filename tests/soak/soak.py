@@ -57,16 +57,21 @@ class Result:
         runs = ", ".join(f"{k} {n}" for k, n in sorted(self.runs.items()))
         samples = "".join(f"\n    {line}" for line in self.users.failure_samples[:5])
         return (f"soak seed {self.seed}: {self.seconds:.0f} s of users, {self.cycles} cycles under faults; runs: {runs}\n"
-                f"  users: {len(self.users.edits)} edits kept; actions: {actions}; failed user calls: {failed}{samples}\n"
+                f"  users: {len(self.users.edits)} edits kept ({self.users.mid_listing_actions} actions between two pages "
+                f"of a listing); actions: {actions}; failed user calls: {failed}{samples}\n"
                 f"  settled after {self.settle_cycles} clean cycle(s): {'yes' if self.settled else 'NO'}\n"
                 f"  {self.verdict.summary()}")
 
 
 class SmallPages:
-    """A hook that lists in pages of ``size`` (everything else passes through to the real hook)."""
+    """A hook that lists in pages of ``size`` and may let a user act after a page (the rest passes through).
 
-    def __init__(self, hook, size: int) -> None:
-        self._hook, self._size = hook, size
+    ``between_pages`` is called after each page but the last that a listing reads: a user's edit landing while a run
+    pages through a listing, at the moment that matters, not only when the threads happen to meet there.
+    """
+
+    def __init__(self, hook, size: int | None, between_pages=None) -> None:
+        self._hook, self._size, self._between = hook, size, between_pages
 
     def __getattr__(self, name):
         attr = getattr(self._hook, name)
@@ -76,16 +81,27 @@ class SmallPages:
         keyword = next((k for k in ("page_size", "per_page") if k in parameters), None)
 
         def listing(*args, **kwargs):
-            if keyword:
+            if keyword and self._size:
                 kwargs.setdefault(keyword, self._size)
-            return attr(*args, **kwargs)
+            pages = iter(attr(*args, **kwargs))
+            page = next(pages, None)
+            while page is not None:
+                following = next(pages, None) if self._between is None else None
+                yield page
+                if self._between is not None:
+                    following = next(pages, None)
+                    if following is not None:
+                        self._between()
+                page = following
 
         return listing
 
 
-def hooks(page_size: int | None) -> dict:
+def hooks(page_size: int | None, between_pages=None) -> dict:
     made = {s: _hook(s, None) for s in (POGO, INVOICED)}
-    return {s: SmallPages(h, page_size) for s, h in made.items()} if page_size else made
+    if not page_size and between_pages is None:
+        return made
+    return {s: SmallPages(h, page_size, between_pages) for s, h in made.items()}
 
 
 def successful_writes(stack) -> int:
@@ -98,12 +114,13 @@ def successful_writes(stack) -> int:
     return total
 
 
-def cycle(stack, tag: str, page_size: int | None, runs: Counter, failures: list[str] | None = None) -> bool:
+def cycle(stack, tag: str, page_size: int | None, runs: Counter, failures: list[str] | None = None,
+          between_pages=None) -> bool:
     """One run of each flow in dependency order; a run that raises is counted (as Airflow would fail the task)."""
     clean = True
     for flow in FLOWS:
         try:
-            engine_run.run_steps(stack, flow, f"soak__{tag}__{flow}", hooks=hooks(page_size))
+            engine_run.run_steps(stack, flow, f"soak__{tag}__{flow}", hooks=hooks(page_size, between_pages))
             runs[f"{flow} ok"] += 1
         except Exception as exc:  # noqa: BLE001 - a failed run is what faults cause; the next cycle retries
             clean = False
@@ -173,7 +190,7 @@ def run_soak(stack, seed: int, seconds: float, *, size: int = 25, page_size: int
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and users.error is None:
             cycles += 1
-            cycle(stack, f"c{cycles}", page_size, runs, failures)
+            cycle(stack, f"c{cycles}", page_size, runs, failures, users.between_pages)
     finally:
         stop.set()
         thread.join(60)

@@ -71,9 +71,13 @@ def field_time(system: str, raw: dict, field: str) -> dt.datetime | None:
 
 
 class Users:
-    """People editing both systems while the flows run: :meth:`run` in a thread until ``stop`` is set."""
+    """People editing both systems while the flows run: :meth:`run` in a thread until ``stop`` is set.
 
-    def __init__(self, stack, seed: int, weights: dict | None = None, pause: tuple[float, float] = (0.05, 0.25)):
+    ``mid_listing``: the chance that a user also acts when a run's listing is between two pages.
+    """
+
+    def __init__(self, stack, seed: int, weights: dict | None = None, pause: tuple[float, float] = (0.05, 0.25),
+                 mid_listing: float = 0.3):
         self.stack = stack
         self.rng = random.Random(f"soak-users:{seed}")
         self.weights = {**WEIGHTS, **(weights or {})}
@@ -85,6 +89,9 @@ class Users:
         self.left_flow: list[tuple[str, str, str]] = []  # (system, record id, what): type switches, voids
         self.mappings = {f: load_mapping(f) for f in (COMPANY, PERSON, ORDERS)}
         self.lock = threading.Lock()
+        self.stepping = threading.RLock()  # the users' thread and a listing's pause take turns
+        self.mid_listing = mid_listing
+        self.mid_listing_actions = 0
         self.error: BaseException | None = None
         self._n = 0
         self._view: dict = {}
@@ -100,7 +107,17 @@ class Users:
             self.error = exc
             raise
 
+    def between_pages(self) -> None:
+        """Called by a run's listing between two pages: now and then a user acts right there."""
+        if self.rng.random() < self.mid_listing:
+            self.mid_listing_actions += 1
+            self.step()
+
     def step(self) -> None:
+        with self.stepping:
+            self._step()
+
+    def _step(self) -> None:
         if self._n % 10 == 0:
             self._refresh()
         self._n += 1
