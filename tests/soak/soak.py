@@ -3,18 +3,19 @@
 One soak, for a seed:
 
 1. both sandboxes are seeded and synced once, cleanly;
-2. faults go on in both sandboxes (latency, 503s, answers dropped before and after the write, and a burst of 429s
+2. faults go on in both sandboxes (latency, 5xx, answers dropped before and after the write, and a burst of 429s
    every few seconds), the users (:mod:`tests.soak.users`) start in a thread, and the flows run cycle after cycle
-   (company, person, orders) in this thread until the time is up;
-3. the users stop, the faults go off, and the flows run until a cycle makes no successful write (at most
-   ``MAX_SETTLE_CYCLES``);
+   (company, person, orders) in this thread until the time is up; now and then a user also acts while a run's
+   listing is between two pages;
+3. the users stop, the faults go off, and the flows run until a cycle has no failed run and no successful write
+   (at most ``MAX_SETTLE_CYCLES``);
 4. :mod:`tests.soak.check` compares both systems, the links, the sync log and every user edit.
 
 The flows run through :func:`tests.resilience.engine_run.run_steps` (the DAG's steps in this process), not through
-``dag.test()``: a DAG run costs seconds of Airflow bookkeeping (parsing, the metadata database, task
-instances), so within the same time the engine runs many more cycles and listings, which is where the traps are;
-and the steps run in a thread beside the users, which ``dag.test()`` (one DAG run per process at a time) does not
-allow. Every engine code path is the DAG's; only the operators' thin glue is left out.
+``dag.test()``: a DAG run costs seconds of Airflow bookkeeping (parsing, the metadata database, task instances), so
+in the same time the engine runs many more cycles and listings, which is where the traps are; and ``dag.test()``
+drives Airflow's own session and state, which is not made to run beside other threads, while the engine's steps
+are. Every engine code path is the DAG's; only the operators' thin glue is left out (the DAG suites cover it).
 
 Listings are made to span several pages with small pages (``page_size``), so users' edits land in the middle of
 listings: the hooks take a page size per call but not from the connection, so the hooks handed to the engine are
