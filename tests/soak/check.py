@@ -10,6 +10,7 @@ The records are read from the sandboxes' admin surface (the stored truth), never
 from __future__ import annotations
 
 import dataclasses
+import re
 import datetime as dt
 from collections import Counter, defaultdict
 
@@ -34,6 +35,7 @@ class Verdict:
     counts: Counter = dataclasses.field(default_factory=Counter)
 
     races: list[str] = dataclasses.field(default_factory=list)
+    reasons: Counter = dataclasses.field(default_factory=Counter)  # why records stayed unsynced, by kind
 
     def problem(self, kind: str, text: str) -> None:
         self.counts[kind] += 1
@@ -61,8 +63,9 @@ class Verdict:
 
     def summary(self) -> str:
         detail = ", ".join(f"{k} {n}" for k, n in sorted(self.counts.items()))
-        return (f"lost {self.lost} (in a write race {self.raced}), duplicated {self.duplicated}, unexplained {self.unexplained}, "
-                f"explained {self.explained} ({detail})")
+        reasons = "".join(f"\n    unsynced {n}x: {r}" for r, n in self.reasons.most_common(5))
+        return (f"lost {self.lost} (in a write race {self.raced}), duplicated {self.duplicated}, "
+                f"unexplained {self.unexplained}, explained {self.explained} ({detail}){reasons}")
 
 
 def check(stack, edits: list[Edit], flows=FLOWS) -> Verdict:
@@ -71,7 +74,13 @@ def check(stack, edits: list[Edit], flows=FLOWS) -> Verdict:
     data = invariants.snapshot(stack)
     links = [tuple(r) for r in stack.sql("SELECT flow, poweroffice_go_id, invoiced_id, state FROM {s}.links")]
     reported = _ids(stack, "operation = 'report'")
-    unsynced_reasons = _ids(stack, "outcome IN ('failed', 'waiting', 'reported') AND coalesce(reason, '') <> ''")
+    unsynced_reasons = {POGO: {}, INVOICED: {}}
+    for pogo_id, inv_id, reason in stack.sql(
+            "SELECT poweroffice_go_id, invoiced_id, reason FROM {s}.sync_log WHERE outcome IN ('failed', 'waiting', "
+            "'reported') AND coalesce(reason, '') <> '' ORDER BY id"):
+        for system, rid in ((POGO, pogo_id), (INVOICED, inv_id)):
+            if rid:
+                unsynced_reasons[system][rid] = reason
     conflicts = defaultdict(set)  # (flow, pogo id, invoiced id) -> fields with a logged conflict
     for flow, pogo_id, inv_id, reason in stack.sql(
             "SELECT flow, poweroffice_go_id, invoiced_id, reason FROM {s}.sync_log WHERE operation = 'conflict'"):
@@ -89,7 +98,8 @@ def check(stack, edits: list[Edit], flows=FLOWS) -> Verdict:
             origin, rid = invariants._carried(system, raw), invariants._id(system, raw)
             pair = (rid, origin) if system == POGO else (origin, rid)
             if origin is not None and pair not in pairs_any_flow:
-                verdict.problem("duplicated", f"{system} {entity} {rid} carries origin {origin} but is not linked to it")
+                verdict.problem("duplicated", f"{system} {entity} {rid} carries origin {origin} but is not linked "
+                                              "to it")
 
     # -- a customer is linked in one customer flow at most (a type switch is reported, never linked twice).
     flows_of = defaultdict(set)
@@ -166,6 +176,7 @@ def check(stack, edits: list[Edit], flows=FLOWS) -> Verdict:
             for rid in sorted(set(routed[system]) - set(linked[system])):
                 if rid in unsynced_reasons[system]:
                     verdict.counts["explained: unsynced with a reason"] += 1
+                    verdict.reasons[f"{flow}: {_shape(unsynced_reasons[system][rid])}"] += 1
                 else:
                     verdict.problem("lost", f"{flow}: {system} record {rid} has no counterpart and the sync log "
                                             "gives no reason")
@@ -190,7 +201,8 @@ def _raced(stack, flow: str, pogo_id: str, inv_id: str, field: str, edit: Edit) 
 
 def _history(stack, flow: str, pogo_id: str, inv_id: str, field: str, made: list[Edit]) -> str:
     """The pair's edits of ``field`` and its sync-log rows, for whoever has to find out where the edit went."""
-    lines = [f"edit {e.system} {e.value!r} at {e.at.isoformat()} (wall {e.wall:.3f})" for e in sorted(made, key=lambda e: e.at)]
+    lines = [f"edit {e.system} {e.value!r} at {e.at.isoformat()} (wall {e.wall:.3f})"
+             for e in sorted(made, key=lambda e: e.at)]
     for run_id, operation, outcome, direction, reason, before, after, logged in stack.sql(
             "SELECT run_id, operation, outcome, direction, reason, before, after, logged_at FROM {s}.sync_log "
             "WHERE flow = %s AND (poweroffice_go_id = %s OR invoiced_id = %s) ORDER BY id", flow, pogo_id, inv_id):
@@ -204,6 +216,11 @@ def _history(stack, flow: str, pogo_id: str, inv_id: str, field: str, made: list
     for system, cursor in stack.sql("SELECT system, cursor FROM {s}.cursors WHERE flow = %s", flow):
         lines.append(f"cursor {system}: {cursor}")
     return "".join(f"\n      {line}" for line in lines)
+
+
+def _shape(reason: str) -> str:
+    """A reason with its ids and values blurred, so that alike reasons count together."""
+    return re.sub(r"\d+|'[^']*'", "…", reason)[:160]
 
 
 def _ids(stack, where: str) -> dict[str, set[str]]:

@@ -57,9 +57,9 @@ class Result:
         failed = ", ".join(f"{k} {n}" for k, n in sorted(self.users.failed.items())) or "none"
         runs = ", ".join(f"{k} {n}" for k, n in sorted(self.runs.items()))
         samples = "".join(f"\n    {line}" for line in self.users.failure_samples[:5])
-        return (f"soak seed {self.seed}: {self.seconds:.0f} s of users, {self.cycles} cycles under faults; runs: {runs}\n"
-                f"  users: {len(self.users.edits)} edits kept ({self.users.mid_listing_actions} actions between two pages "
-                f"of a listing); actions: {actions}; failed user calls: {failed}{samples}\n"
+        return (f"soak seed {self.seed}: {self.seconds:.0f} s of users, {self.cycles} cycles under faults; "
+                f"runs: {runs}\n  users: {len(self.users.edits)} edits kept ({self.users.mid_listing_actions} "
+                f"actions between two pages of a listing); actions: {actions}; failed user calls: {failed}{samples}\n"
                 f"  settled after {self.settle_cycles} clean cycle(s): {'yes' if self.settled else 'NO'}\n"
                 f"  {self.verdict.summary()}")
 

@@ -35,7 +35,8 @@ def test_a_newest_edit_that_is_not_on_either_side_is_lost(stack):
 
 def test_a_second_record_carrying_an_origin_id_and_a_record_without_reason_are_reported(stack):
     pogo_id, _ = synced_companies(stack)
-    stack.invoiced.create("/customers", {"name": "Kopi AS", "type": "company", "metadata": {"poweroffice_go_id": pogo_id}})
+    stack.invoiced.create("/customers", {"name": "Kopi AS", "type": "company",
+                                         "metadata": {"poweroffice_go_id": pogo_id}})
     stack.invoiced.create("/customers", {"name": "Uforklart AS", "type": "company"})
     verdict = check.check(stack, [])
     assert verdict.duplicated == 2  # two records carry the id, and the copy is not linked to it

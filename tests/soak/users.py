@@ -324,7 +324,8 @@ class Users:
     def _draft_pairs(self) -> list[tuple[dict, dict]]:
         """Linked order/invoice pairs that are drafts on both sides: the only ones people (and the sync) can edit."""
         orders = {str(o["Id"]): o for o in self._view["pogo_orders"] if o.get("SalesOrderStatus") == "Draft"}
-        invoices = {str(i["id"]): i for i in self._view["inv_invoices"] if i.get("draft") and i.get("status") != "voided"}
+        invoices = {str(i["id"]): i for i in self._view["inv_invoices"]
+                    if i.get("draft") and i.get("status") != "voided"}
         return [(orders[p], invoices[i]) for p, i in self._view["links"][ORDERS] if p in orders and i in invoices]
 
     def edit_currency(self, system: str | None = None, pair=None, action="edit_currency"):
