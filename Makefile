@@ -24,7 +24,7 @@ test: install ## Run the test suite (needs PostgreSQL: uses $$SYNC_STATE_DSN, or
 SOAK_SECONDS ?= 600
 SOAK_SEED ?= random
 soak: install ## Convergence soak: users edit both systems while the flows run under faults; SOAK_SEED=<seed> replays one
-	SOAK_SEED=$(SOAK_SEED) SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m pytest tests/soak -q -p no:cacheprovider -o timeout=0 $(PYTEST_ARGS)
+	SOAK_SEED=$(SOAK_SEED) SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m pytest tests/soak/test_soak.py -q -p no:cacheprovider -o timeout=0 $(PYTEST_ARGS)
 
 demo: install ## From a fresh clone: embedded PostgreSQL, seeded sandboxes, Airflow home; run each flow once; summary
 	$(PY) tools/demo.py demo
