@@ -65,7 +65,7 @@ def reconcile(store: LinkStore, mapping: Mapping, run_id: str, sibling_flows: tu
         # Computed before anything is written: a failing report must not leave the run's records settled.
         drift_log, drift = _drift_report(store, mapping) if full_refresh else ([], None)
         if not allow_mass_changes:
-            _check_guard(store, mapping, run_id, plan)
+            _check_guard(store, mapping, run_id, plan, dry_run)
         store.replace_plan(mapping.flow, run_id, plan.items, plan.settled, plan.log)
         if drift_log:
             store.log(mapping.flow, run_id, drift_log)
@@ -79,8 +79,12 @@ def reconcile(store: LinkStore, mapping: Mapping, run_id: str, sibling_flows: tu
     return {"dirty": len(rows), **dict(plan.counts), **({"drift": drift} if drift else {})}
 
 
-def _check_guard(store: LinkStore, mapping: Mapping, run_id: str, plan: _Plan) -> None:
-    """Stop the run when the plan changes too many linked pairs, counted over the whole run (both targets)."""
+def _check_guard(store: LinkStore, mapping: Mapping, run_id: str, plan: _Plan, dry_run: bool = False) -> None:
+    """Stop the run when the plan changes too many linked pairs, counted over the whole run (both targets).
+
+    A dry run is not stopped (it writes nothing, and its plan is what a person wants to see): it logs that a real
+    run would stop here.
+    """
     updates = [it for it in plan.items if it["action"] == "update"]
     # A pair updated on both sides is one changed link; pairs linked in this run count among the links.
     changed = len({it["poweroffice_go_id"] for it in updates})
@@ -96,6 +100,10 @@ def _check_guard(store: LinkStore, mapping: Mapping, run_id: str, plan: _Plan) -
                "Nothing was written. If an API answered with wrong or partial data, wait for it to recover; if the "
                "changes are real (a mass edit, or a field added to the mapping being filled in), trigger a run with "
                "allow_mass_changes=true.")
+    if dry_run:
+        store.log(mapping.flow, run_id, [{"operation": "guard", "outcome": "planned",
+                                          "reason": f"dry run; a real run would stop here: {message}"}])
+        return
     store.log(mapping.flow, run_id, [{"operation": "guard", "outcome": "failed", "reason": message}])
     # What this run read must not stay behind as pending changes: the next run reads it again.
     store.rewind_cursors(mapping.flow, run_id)

@@ -144,3 +144,13 @@ def test_an_out_of_flow_record_is_left_to_the_sibling_flow_that_takes_it(link_st
     link_store.merge_records(FLOW, POGO, "run", [_row("8", {"name": "Kari", "phone": None}, routed=False)])
     reconcile(link_store, _mapping(), "run", ("customers_person",))
     assert _log(link_store, "run", "skip") == []
+
+
+def test_a_dry_run_past_the_guards_limit_still_plans_and_says_a_real_run_would_stop(link_store):
+    base = {"name": "A AS", "phone": "+47 0"}
+    for n in range(30):
+        _pair(link_store, n, {"name": "A AS", "phone": f"+47 {n + 100}"}, base, base)
+    reconcile(link_store, _mapping(), "run", dry_run=True)
+    assert len(_updates(link_store, "run")[INVOICED]) == 30
+    [(_p, _i, reason, _b, _a)] = _log(link_store, "run", "guard")
+    assert reason.startswith("dry run; a real run would stop here") and "30 of 30" in reason
