@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from pogo_invoiced_sync.engine import steps
 from pogo_invoiced_sync.engine.link_store import DEFAULT_SCHEMA, LinkStore
 from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, SYSTEMS, Mapping, load_mapping
+from pogo_invoiced_sync.engine.report import EXAMPLES
 
 API_CONN_IDS = {POGO: "poweroffice_go_default", INVOICED: "invoiced_default"}
 
@@ -212,7 +213,7 @@ def format_summary(summary: dict) -> str:
     if not summary["by_direction"]:
         lines.append("  nothing to do")
     for kind, rows in sorted((summary.get("examples") or {}).items()):
-        lines.append(f"  {kind} (first {len(rows)}):")
+        lines.append(f"  {kind} ({'first ' if len(rows) >= EXAMPLES else ''}{len(rows)}):")
         for row in rows:
             ids = " ".join(f"{k}={row[k]}" for k in ("poweroffice_go_id", "invoiced_id") if row.get(k))
             parts = [row.get("direction") or "", ids]
