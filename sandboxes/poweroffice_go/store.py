@@ -296,6 +296,11 @@ class Store:
             dto["Number"] = self.next_customer_number  # provisional; taken for real once valid
             while dto["Number"] in self.customer_by_number:
                 dto["Number"] += 1
+        if data.get("InvoiceDeliveryType") is None:
+            # The reference documents no default: a customer posted without one is accepted, and gets PdfByEmail
+            # only when it has an e-mail to send to (an assumption, see README), else Print.
+            dto["InvoiceDeliveryType"] = (
+                "PdfByEmail" if dto.get("EmailAddress") or dto.get("InvoiceEmailAddress") else "Print")
         if "ReminderDeliveryType" not in data and "NoticeOfDebtCollectionDeliveryType" not in data:
             has_email = bool(dto.get("EmailAddress") or dto.get("PaymentReminderEmailAddress"))
             dto["ReminderDeliveryType"] = dto["NoticeOfDebtCollectionDeliveryType"] = (
