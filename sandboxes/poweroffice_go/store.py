@@ -334,10 +334,14 @@ class Store:
         record = self.customer(customer_id)
         current = {**CUSTOMER_TEMPLATE, **record}
         view = {k: current[k] for k in F.CUSTOMER_PATCH}
-        view["MailAddress"] = {k: current["MailAddress"].get(k) for k in F.CONTACT_ADDRESS_FIELDS}
+        had_address = current["MailAddress"] is not None
+        # A customer without a MailAddress shows null: a replace below it fails, an add of the whole object works.
+        view["MailAddress"] = ({k: current["MailAddress"].get(k) for k in F.CONTACT_ADDRESS_FIELDS} if had_address
+                               else None)
         patched = _patch(view, operations, F.CUSTOMER_PATCH, "CustomerPatchDto", CUSTOMER_TITLE)
-        if patched["MailAddress"] is None:
-            patched["MailAddress"] = {k: None for k in F.CONTACT_ADDRESS_FIELDS}
+        empty = {k: None for k in F.CONTACT_ADDRESS_FIELDS}
+        patched["MailAddress"] = {**empty, **(patched["MailAddress"] or {})}
+        view["MailAddress"] = view["MailAddress"] or empty
         for name in ("InvoiceDeliveryType", "ReminderDeliveryType", "NoticeOfDebtCollectionDeliveryType"):
             if patched[name] is None:  # a removed enum falls back to Go's default rather than null
                 patched[name] = CUSTOMER_TEMPLATE[name]
@@ -345,13 +349,21 @@ class Store:
             patched["Name"] = f"{patched.get('FirstName') or ''} {patched.get('LastName') or ''}".strip()
         own_changes = [k for k in F.CUSTOMER_PATCH if k != "MailAddress" and patched[k] != view[k]]
         address_changed = patched["MailAddress"] != view["MailAddress"]
-        dto = {**current, **patched, "MailAddress": {**current["MailAddress"], **patched["MailAddress"]}}
+        if not had_address and not address_changed:
+            dto = {**current, **patched, "MailAddress": None}
+        elif not had_address:
+            address_id = self.next_address_id
+            self.next_address_id += 1
+            dto = {**current, **patched, "MailAddress": {**CONTACT_ADDRESS_TEMPLATE, **{
+                k: v for k, v in patched["MailAddress"].items() if v is not None}, "Id": address_id}}
+        else:
+            dto = {**current, **patched, "MailAddress": {**current["MailAddress"], **patched["MailAddress"]}}
         touched_address = address_changed and not _address_is_empty(dto["MailAddress"])
         self._check_customer(dto, customer_id, require_city_zip=touched_address)
         if not own_changes and not address_changed:
             return record
         now = self.clock.now()
-        if dto["MailAddress"].get("CountryCode"):
+        if (dto["MailAddress"] or {}).get("CountryCode"):
             dto["MailAddress"]["CountryCode"] = dto["MailAddress"]["CountryCode"].upper()
         if dto.get("CurrencyCode"):
             dto["CurrencyCode"] = dto["CurrencyCode"].upper()
