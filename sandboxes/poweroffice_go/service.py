@@ -141,7 +141,9 @@ class PowerOfficeGoService:
         views = {
             "customers": lambda: (store.render_customer(r) for r in store.customers.values()),
             "contact_persons": lambda: (store.render_contact_person(r) for r in store.contact_persons.values()),
-            "sales_orders": lambda: (store.render_order_complete(r) for r in store.orders.values()),
+            # As the API shows them with showInherited=true (the values in effect), unless showInherited=false.
+            "sales_orders": lambda: (store.render_order_complete(r, query.get("showInherited", "true") != "false")
+                                     for r in store.orders.values()),
             "invoices": lambda: iter(store.invoices.values()),
         }
         if entity not in views:
@@ -357,18 +359,20 @@ class PowerOfficeGoService:
     # -- sales orders --------------------------------------------------------------------------------------------
 
     async def list_orders(self, request, environment):
-        """GET /SalesOrders (headers only)."""
-        store = self.store
-        return self._list(request, store.order_ids, store.orders, store.render_order, SALES_ORDER_PROPERTIES,
-                          "SalesOrderDto")
+        """GET /SalesOrders (headers only); ``showInherited=true`` fills inherited members with their values."""
+        store, shown = self.store, Query(request.query).boolean("showInherited")
+        return self._list(request, store.order_ids, store.orders, lambda r: store.render_order(r, bool(shown)),
+                          SALES_ORDER_PROPERTIES, "SalesOrderDto")
 
     async def get_order(self, request, environment, id):
-        """GET /SalesOrders/{id}."""
-        return json_body(self.store.render_order(self.store.order(_uuid_id(id))))
+        """GET /SalesOrders/{id} (``showInherited``)."""
+        shown = bool(Query(request.query).boolean("showInherited"))
+        return json_body(self.store.render_order(self.store.order(_uuid_id(id)), shown))
 
     async def get_order_complete(self, request, environment, id):
-        """GET /SalesOrders/{id}/Complete."""
-        return json_body(self.store.render_order_complete(self.store.order(_uuid_id(id))))
+        """GET /SalesOrders/{id}/Complete (``showInherited``)."""
+        shown = bool(Query(request.query).boolean("showInherited"))
+        return json_body(self.store.render_order_complete(self.store.order(_uuid_id(id)), shown))
 
     async def create_order(self, request, environment):
         """POST /SalesOrders/Complete."""

@@ -23,6 +23,7 @@ FIRST_SALES_ORDER_NO = 1
 FIRST_INVOICE_NO = 100001
 SUBLEDGER_ACCOUNT_OFFSET = 7000000
 
+CLIENT_CURRENCY = "NOK"  # the client's own currency, where neither the order nor its customer has one
 CUSTOMER_TITLE = "Customer validation error(s)"
 CONTACT_PERSON_TITLE = "ContactPerson validation error(s)"
 SALES_ORDER_TITLE = "SalesOrder validation error(s)"
@@ -528,19 +529,30 @@ class Store:
 
     # -- sales orders -------------------------------------------------------------------------------------------
 
-    def render_order(self, record: dict) -> dict:
-        """The SalesOrderDto (header) of a stored order; CustomerNo and the reference name come from live data."""
+    def render_order(self, record: dict, show_inherited: bool = False) -> dict:
+        """The SalesOrderDto (header) of a stored order; CustomerNo and the reference name come from live data.
+
+        A member left null on the order is inherited: null as stored, unless ``show_inherited`` (the API's
+        ``showInherited=true``) asks for the value in effect, as the GUI shows it.
+        """
         dto = {**SALES_ORDER_TEMPLATE, **record}
         customer = self.customers.get(dto["CustomerId"])
         dto["CustomerNo"] = customer["Number"] if customer else dto["CustomerNo"]
+        if show_inherited and customer is not None:
+            if dto["CurrencyCode"] is None:
+                dto["CurrencyCode"] = customer.get("CurrencyCode", CUSTOMER_TEMPLATE["CurrencyCode"]) or CLIENT_CURRENCY
+            if dto["CustomerReferenceContactPersonId"] is None:
+                default = next((i for i in self.contact_persons_of.get(customer["Id"], ())
+                                if self.contact_persons[i].get("IsDefault")), None)
+                dto["CustomerReferenceContactPersonId"] = default
         person = self.contact_persons.get(dto["CustomerReferenceContactPersonId"] or 0)
         if person is not None:
             dto["CustomerReference"] = f"{person.get('FirstName') or ''} {person.get('LastName') or ''}".strip()
         return dto
 
-    def render_order_complete(self, record: dict) -> dict:
+    def render_order_complete(self, record: dict, show_inherited: bool = False) -> dict:
         """The SalesOrderCompleteDto: the header plus its lines."""
-        dto = self.render_order(record)
+        dto = self.render_order(record, show_inherited)
         dto["SalesOrderLines"] = [{**SALES_ORDER_LINE_TEMPLATE, **line} for line in self.lines.get(record["Id"], ())]
         return dto
 
@@ -673,13 +685,13 @@ class Store:
             dto["CustomerId"] = found
         customer = self._order_customer(dto)
         if data.get("CurrencyCode") is None:
-            dto["CurrencyCode"] = customer.get("CurrencyCode", "NOK") or "NOK"
+            dto["CurrencyCode"] = None  # inherited from the customer (else the client): stored as null
         self._check_order(dto, None)
         order_id = str(uuid.uuid4())
         lines = self._build_lines(order_id, posted_lines, customer)
         now = self.clock.now()
         dto.update({"Id": order_id, "SalesOrderNo": self.next_sales_order_no,
-                    "CurrencyCode": dto["CurrencyCode"].upper(),
+                    "CurrencyCode": dto["CurrencyCode"].upper() if dto["CurrencyCode"] else None,
                     "CreatedDateTimeOffset": now, "LastChangedDateTimeOffset": now, **self.order_totals(lines)})
         dto.pop("CustomerNo", None)
         self.next_sales_order_no += 1
@@ -746,7 +758,7 @@ class Store:
             raise ApiError(400, SALES_ORDER_TITLE, "DeliveryType PdfByEmail needs an e-mail address: none is given and "
                                                    "the customer has none.")
         now = self.clock.now()
-        invoice = self.render_order_complete(record)
+        invoice = self.render_order_complete(record, show_inherited=True)  # an invoice has real values
         invoice.update({"InvoiceNo": self.next_invoice_no, "SentDateTimeOffset": now,
                         "DueDate": data.get("OverrideDueDate"), "VoucherDate": data.get("VoucherDate") or now[:10],
                         "InvoiceDeliveryType": customer.get("InvoiceDeliveryType", "PdfByEmail")})

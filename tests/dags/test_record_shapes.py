@@ -95,3 +95,39 @@ def test_an_address_poweroffice_go_cannot_hold_is_left_out_with_a_report_and_the
     stack.run("customers_person")
     address = stack.pogo.get(f"/Customers/{created['Id']}")["MailAddress"]
     assert (address["AddressLine1"], address["City"], address["ZipCode"]) == ("Storgata 1", "Oslo", "0150")
+
+
+# -- sales orders with inherited values -------------------------------------------------------------------------
+
+def _order_with_inherited_currency(stack, currency: str = "SEK") -> tuple[dict, dict]:
+    customer = stack.pogo.create("/Customers", {"Name": "Svensk Kund AB", "CurrencyCode": currency})
+    order = stack.pogo.create("/SalesOrders/Complete", {"CustomerId": customer["Id"], "SalesOrderLines": []})
+    assert order["CurrencyCode"] is None  # stored as inherited
+    return customer, order
+
+
+def test_an_order_with_an_inherited_currency_reaches_invoiced_in_its_customers_currency_and_nothing_comes_back(stack):
+    _customer, order = _order_with_inherited_currency(stack)
+    stack.run_all()
+    [invoice] = stack.records("invoiced", "invoices")
+    assert (invoice["currency"], invoice["metadata"]["poweroffice_go_id"]) == ("sek", order["Id"])
+    assert stack.pogo.get(f"/SalesOrders/{order['Id']}")["CurrencyCode"] is None  # still inherited, not written back
+    stack.sandboxes.pogo.clear_counters()
+    stack.sandboxes.invoiced.clear_counters()
+    stack.run_all()
+    assert stack.writes() == {"poweroffice_go": 0, "invoiced": 0}
+
+
+def test_a_currency_poweroffice_go_shows_as_null_is_never_sent_to_invoiced_as_null(stack):
+    _customer, order = _order_with_inherited_currency(stack)
+    stack.run_all()
+    [invoice] = stack.records("invoiced", "invoices")
+    # An answer that ignores showInherited (the inherited value unresolved), for an order edited in the meantime.
+    stack.sandboxes.pogo.faults(set_fields={"CurrencyCode": None}, path_pattern="(?i)^/v2/salesorders", methods=["GET"])
+    stack.pogo.patch(f"/SalesOrders/{order['Id']}", {"CustomerReference": "Per Persson"})
+    stack.sandboxes.invoiced.clear_counters()
+    stack.run("salesorders_invoices")
+    assert stack.writes()["invoiced"] == 0
+    assert stack.invoiced.get(f"/invoices/{invoice['id']}")["currency"] == "sek"
+    reasons = [r for (_p, _i, r) in _reports(stack)]
+    assert len(reasons) == 1 and "currency left out of the Invoiced write" in reasons[0]
