@@ -185,7 +185,6 @@ class PowerOfficeGoSalesOrders(PowerOfficeGoEntity):
 
     # Null on an order means "inherited from the customer (or the client)": only showInherited=true shows the
     # values the order really has. Every read of orders asks for them (reference: sales orders, showInherited).
-    INHERITED = ("CurrencyCode", "CustomerReferenceContactPersonId")
     SHOW_INHERITED = {"showInherited": True}
 
     def create_body(self, assignments: dict, defaults: dict, origin_id: str) -> dict:
@@ -203,8 +202,12 @@ class PowerOfficeGoSalesOrders(PowerOfficeGoEntity):
         return hook.get(f"{self.list_path}/{record_id}", self.SHOW_INHERITED)
 
     def _effective(self, hook, answer: dict | None) -> dict | None:
-        """A write's answer shows inherited members as null: read the order back with its effective values then."""
-        if isinstance(answer, dict) and answer.get("Id") and any(answer.get(k) is None for k in self.INHERITED):
+        """A write's answer shows inherited members as null: read the order back with its effective values when
+        one we read is null (the currency; the reference person only stands in for a missing customer)."""
+        if not isinstance(answer, dict) or not answer.get("Id"):
+            return answer
+        if answer.get("CurrencyCode") is None or (answer.get("CustomerId") is None
+                                                  and answer.get("CustomerReferenceContactPersonId") is None):
             return self.get(hook, str(answer["Id"])) or answer
         return answer
 
