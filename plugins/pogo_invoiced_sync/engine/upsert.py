@@ -63,6 +63,8 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
     def run(item: dict) -> tuple[dict, dict | None, str | None, bool]:
         """Returns (item, response record, failure reason, retryable?)."""
         try:
+            if "_write_error" in item:
+                raise item["_write_error"]
             assignments = item["_write"]
             if item["action"] == "create":
                 origin = item[f"{source}_id"]
@@ -88,8 +90,7 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
         if creates:
             defaults = mapping.sides[target].create_defaults
             for it in creates:
-                it["_write"], it["_left_out"], it["_left_reason"] = entity.split_writable(
-                    mapping.write(target, it["changes"]), None)
+                _split(it, None)
                 it["_key"] = attempt_key({"origin": it[f"{source}_id"], "defaults": defaults, "body": it["_write"]})
             already = store.existing_links(flow, source, [it[f"{source}_id"] for it in creates])
             intents = [{"origin_system": source, "origin_id": it[f"{source}_id"], "target_system": target,
@@ -109,10 +110,18 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
             for it in updates:
                 state = states.get(it[f"{target}_id"]) or {}
                 it["_meta"] = state.get("meta") or {}
-                current = mapping.write(target, state.get("vals") or {})
-                it["_write"], it["_left_out"], it["_left_reason"] = entity.split_writable(
-                    mapping.write(target, it["changes"]), current)
+                _split(it, state.get("vals") or {})
         return chunk
+
+    def _split(item: dict, current_vals: dict | None) -> None:
+        """What of the item's changes the target can hold (``_write``), and what is left out, and why."""
+        try:
+            current = mapping.write(target, current_vals) if current_vals is not None else None
+            item["_write"], item["_left_out"], item["_left_reason"] = entity.split_writable(
+                mapping.write(target, item["changes"]), current)
+        except (ValueError, TypeError, AttributeError) as exc:  # a value the mapping cannot write: this item fails
+            item["_write"], item["_left_out"], item["_left_reason"] = {}, {}, None
+            item["_write_error"] = PermanentApiError(target, None, f"cannot write the values: {exc}")
 
     # One pool for the whole plan, and chunk k+1 already in flight while chunk k's outcomes are written:
     # the API never waits for the link store.
@@ -156,8 +165,11 @@ def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str
                             "after": {k: item["changes"].get(k) for k in left}})
 
         if response is None and reason is None:
-            # Nothing was left to send: the record is settled as it is; the base keeps its last synced values.
+            # Nothing was left to send: the record is settled as it is; the left-out fields keep their base.
             report_left_out(pogo_id, inv_id)
+            rebase = {k: v for k, v in (item["base"] or {}).items() if k not in left}
+            if rebase:
+                base_updates.append({"poweroffice_go_id": pogo_id, "base": rebase})
             done.append(item["item"])
             settled.append((source, item[f"{source}_id"]))
             counts["unchanged"] += 1
