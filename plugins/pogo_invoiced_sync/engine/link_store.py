@@ -381,7 +381,11 @@ class LinkStore:
             return [dict(zip(cols, row)) for row in cur.fetchall()]
 
     def begin_creates(self, flow: str, run_id: str, intents: list[dict]) -> dict[str, dict]:
-        """Record create intents; return the intents that already existed (an earlier attempt may have created)."""
+        """Record create intents; return the intents that already existed (an earlier attempt may have created).
+
+        Each intent carries the idempotency key of the attempt about to be made; an existing intent takes the new
+        attempt's key (its ``created_at`` stays: it bounds the look-up of what the earlier attempt may have created).
+        """
         with self.transaction() as cur:
             cur.execute(self.q("SELECT origin_id, idempotency_key, run_id, created_at FROM {s}.pending_creates "
                                "WHERE flow = %s AND origin_system = %s AND origin_id = ANY(%s)"),
@@ -392,6 +396,11 @@ class LinkStore:
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"),
                 [(flow, i["origin_system"], i["origin_id"], i["target_system"], i["idempotency_key"], run_id)
                  for i in intents if i["origin_id"] not in existing])
+            cur.executemany(self.q(
+                "UPDATE {s}.pending_creates SET idempotency_key = %s, run_id = %s "
+                "WHERE flow = %s AND origin_system = %s AND origin_id = %s"),
+                [(i["idempotency_key"], run_id, flow, i["origin_system"], i["origin_id"])
+                 for i in intents if i["origin_id"] in existing])
         return existing
 
     def count_links(self, flow: str) -> int:
@@ -455,6 +464,13 @@ class LinkStore:
             cur.execute(self.q("SELECT record_id, meta FROM {s}.records WHERE flow = %s AND system = %s "
                                "AND record_id = ANY(%s)"), (flow, system, ids))
             return dict(cur.fetchall())
+
+    def record_state(self, flow: str, system: str, ids: list[str]) -> dict[str, dict]:
+        """The writer's facts (``meta``) and the canonical values (``vals``) of mirrored records."""
+        with self.transaction() as cur:
+            cur.execute(self.q("SELECT record_id, meta, vals FROM {s}.records WHERE flow = %s AND system = %s "
+                               "AND record_id = ANY(%s)"), (flow, system, ids))
+            return {r[0]: {"meta": r[1] or {}, "vals": r[2] or {}} for r in cur.fetchall()}
 
     def set_changed(self, flow: str, run_id: str, system: str, changed: int) -> None:
         """Remember how many extracted rows the map step found changed."""
