@@ -11,17 +11,21 @@ from pogo_invoiced_sync.engine import mapping as mapping_module
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def misspelt_mapping(tmp_path, monkeypatch):
-    """The shipped mappings, with the company flow's Invoiced name path misspelt (``nmae``)."""
+def _edit_company_mapping(tmp_path, monkeypatch, old: str, new: str) -> None:
+    """Use the shipped mappings with one edit to the company flow's file."""
     folder = tmp_path / "mappings"
     shutil.copytree(mapping_module.MAPPINGS_DIR, folder)
     path = folder / "customers_company.yaml"
     text = path.read_text()
-    assert "    invoiced: name\n" in text
-    path.write_text(text.replace("    invoiced: name\n", "    invoiced: nmae\n"))
+    assert old in text
+    path.write_text(text.replace(old, new))
     monkeypatch.setattr(mapping_module, "MAPPINGS_DIR", folder)
-    return folder
+
+
+@pytest.fixture
+def misspelt_mapping(tmp_path, monkeypatch):
+    """The company flow's Invoiced name path misspelt (``nmae``)."""
+    _edit_company_mapping(tmp_path, monkeypatch, "    invoiced: name\n", "    invoiced: nmae\n")
 
 
 def test_a_misspelt_field_path_fails_the_map_with_the_reason_and_sample_ids_after_mapping_the_rest(
@@ -51,3 +55,18 @@ def test_one_record_rejected_among_several_keeps_the_run_green_with_its_reason(s
     stack.run("customers_company")
     failures = stack.sql("SELECT invoiced_id, reason FROM {s}.v_failures")
     assert [f[0] for f in failures] == [str(blank["id"])] and "Name is required" in failures[0][1]
+
+
+def test_a_create_default_the_target_refuses_for_every_record_fails_the_upsert_after_recording_each(
+        stack, tmp_path, monkeypatch, capfd):
+    _edit_company_mapping(tmp_path, monkeypatch, "create_defaults: {type: company}", "create_defaults: {type: compnay}")
+    stack.sandboxes.pogo.seed(companies=4)
+    stack.sandboxes.invoiced.seed(companies=1)
+    dag_run = stack.run("customers_company", expect="failed")
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    assert (states["upsert_invoiced"], states["upsert_poweroffice_go"]) == ("failed", "success")
+    assert ("upsert to invoiced: 4 of 4 records rejected for the same reason: HTTP 400: Type must be one of the "
+            "allowed values (param: type)") in capfd.readouterr().out
+    failures = stack.sql("SELECT direction, reason FROM {s}.v_failures")
+    assert len(failures) == 4 and {f[0] for f in failures} == {"to_invoiced"}  # each record has its reason
+    assert len(stack.records("poweroffice_go", "customers")) == 5  # the other direction went through

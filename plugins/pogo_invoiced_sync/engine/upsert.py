@@ -51,6 +51,7 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
     retryable: list[str] = []
     rejected: list[tuple[str, str]] = []  # (reason, origin id) of the records the target refused
     stop = threading.Event()
+    causes: dict = {}  # plan item -> the API's reason of a refusal, without the request path
     handled = 0
 
     def run(item: dict) -> tuple[dict, dict | None, str | None, bool]:
@@ -76,6 +77,8 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
                 stop.set()  # the connection, not the record: stop calling, log nothing against the record
                 raise
             if isinstance(exc, PermanentApiError):
+                # Grouped by the API's words, not by the record's path in them, to tell one cause behind many.
+                causes[item["item"]] = f"HTTP {exc.status}: {exc.message}"
                 return item, None, str(exc), False
             return item, None, f"{type(exc).__name__}: {exc}", True
 
@@ -116,8 +119,8 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
             except Exception as exc:  # noqa: BLE001 - only configuration failures come out of run()
                 failure = failure or exc
         handled += len(results)
-        rejected.extend((reason, str(it[f"{source}_id"] or it[f"{target}_id"])) for it, response, reason, retry
-                        in results if response is None and not retry)
+        rejected.extend((causes.get(it["item"], reason), str(it[f"{source}_id"] or it[f"{target}_id"]))
+                        for it, response, reason, retry in results if response is None and not retry)
         _record_results(store, mapping, target, run_id, results, counts, retryable)
         progress.add(len(results))
         if failure is not None:
