@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from requests.auth import HTTPBasicAuth
 
-from .common import ApiHook, InFlightLimiter, MalformedResponseError, shared
+from .common import ApiError, ApiHook, InFlightLimiter, MalformedResponseError, shared
 
 SERVER_IN_FLIGHT_LIMIT = 20
 MAX_PER_PAGE = 100
@@ -92,6 +92,22 @@ class InvoicedHook(ApiHook):
             param = body.get("param")
             return f"{body['message']} (param: {param})" if param else str(body["message"])
         return text.strip()[:200] or "no error body"
+
+    def _configuration_fix(self, exc: ApiError) -> str:
+        """Name what to change behind a refused API key (401) or an account that is not paid for (402)."""
+        if exc.status == 401:
+            return ("check login (the API key): a key works only on its own host (sandbox keys on "
+                    "api.sandbox.invoiced.com, live keys on api.invoiced.com)")
+        if exc.status == 402:
+            return "the Invoiced account of this API key has no active subscription: settle it in Invoiced"
+        return super()._configuration_fix(exc)
+
+    def _listing_total(self, response) -> int | None:
+        """``X-Total-Count`` of a list answer."""
+        try:
+            return int(response.headers["X-Total-Count"])
+        except (KeyError, ValueError):
+            return None
 
     # ------------------------------------------------------------------ reads
 
