@@ -42,20 +42,31 @@ class Console:
 
 
 @pytest.fixture
-def console(link_store, auth_manager):
-    """The console app on the test link store; runs it would trigger are recorded instead (no scheduler here)."""
+def console_for(auth_manager):
+    """Builds the console app over a link store (DSN, schema); runs it would trigger are recorded, not started."""
+    import contextlib
+
     import psycopg
     from fastapi.testclient import TestClient
 
     from pogo_invoiced_sync.console.app import create_app
 
-    dsn = link_store.conn.info.dsn
-    triggered: list[tuple[str, str]] = []
+    with contextlib.ExitStack() as stack:
+        def build(dsn: str, schema: str, store=None) -> Console:
+            triggered: list[tuple[str, str]] = []
 
-    def trigger(dag_id: str, user: str, note: str) -> str:
-        triggered.append((dag_id, user))
-        return f"manual__console_{len(triggered)}"
+            def trigger(dag_id: str, user: str, note: str) -> str:
+                triggered.append((dag_id, user))
+                return f"manual__console_{len(triggered)}"
 
-    app = create_app(connect=lambda: psycopg.connect(dsn), schema=link_store.schema, trigger=trigger)
-    with TestClient(app) as client:
-        yield Console(client, auth_manager, link_store, triggered)
+            app = create_app(connect=lambda: psycopg.connect(dsn), schema=schema, trigger=trigger)
+            client = stack.enter_context(TestClient(app))
+            return Console(client, auth_manager, store, triggered)
+
+        yield build
+
+
+@pytest.fixture
+def console(link_store, console_for):
+    """The console app on the test link store."""
+    return console_for(link_store.conn.info.dsn, link_store.schema, link_store)
