@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -119,8 +120,8 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
             found = [r for r in store.search(q or "") if r["flow"] in flows]
         if len(found) == 1:
             r = found[0]
-            return HTMLResponse(status_code=303, headers={
-                "Location": f"{root}/record?{pages.qs(flow=r['flow'], system=r['system'], id=r['record_id'])}"})
+            query = urlencode({"flow": r["flow"], "system": r["system"], "id": r["record_id"]})
+            return HTMLResponse(status_code=303, headers={"Location": f"{root}/record?{query}"})
         return HTMLResponse(pages.search(root, user.get_name(), q or "", found))
 
     @app.get("/list/{kind}", response_class=HTMLResponse)

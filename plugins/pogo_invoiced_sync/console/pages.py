@@ -23,7 +23,7 @@ button.primary{background:#bee3f8;border-color:#63b3ed}
 table{border-collapse:collapse;margin:4px 0 12px}td,th{border-bottom:1px solid #e2e8f0;padding:4px 10px;
 text-align:left;vertical-align:top}th{background:#f7fafc;font-weight:600}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:16px}
-.card{border:1px solid #e2e8f0;border-radius:8px;padding:12px 16px}.card h2{margin-top:0}
+.card{border:1px solid #e2e8f0;border-radius:8px;padding:12px 16px}.card h2{margin-top:0}.card table{width:100%}.card th{width:45%}
 .num{font-variant-numeric:tabular-nums;text-align:right}.ok{color:#2e7d32}.bad{color:#c62828}.warn{color:#ef6c00}
 .muted{color:#718096}.diff{background:#fffaf0}.legend span{margin-right:12px}.legend i{display:inline-block;
 width:10px;height:10px;margin-right:4px}code{background:#f7fafc;padding:0 3px}#message{margin:8px 0;padding:8px;
@@ -148,7 +148,7 @@ def chart(root: str, flow: str, runs: list[dict]) -> str:
     runs = runs[-60:]
     width, height, pad = 400, 120, 20
     top = max(1, max(sum(r[k] for k, _ in SERIES) for r in runs))
-    step = (width - pad) / len(runs)
+    step = min(24.0, (width - pad) / len(runs))
     bars = []
     for n, r in enumerate(runs):
         y = height - pad
@@ -235,8 +235,8 @@ def search(root: str, user: str, q: str, found: list[dict]) -> str:
         body = f'<p class="bad">No record with id or name {e(q)}.</p>'
     else:
         body = "<table><tr><th>flow</th><th>system</th><th>record</th><th>name</th></tr>" + "".join(
-            f'<tr><td>{e(r["flow"])}</td><td>{e(LABEL.get(r["system"]))}</td>'
-            f'<td>{_record_link(root, r["flow"], r["system"], r["record_id"])}</td><td>{e(r["name"])}</td></tr>'
+            f'<tr data-flow="{escape(r["flow"])}" data-system="{escape(r["system"])}"><td>{e(r["flow"])}</td>'
+            f'<td>{e(LABEL.get(r["system"]))}</td><td>{_record_link(root, r["flow"], r["system"], r["record_id"])}</td><td>{e(r["name"])}</td></tr>'
             for r in found) + "</table>"
     return _page(root, "Records", user, f'<h1>Records</h1>{body}')
 

@@ -212,3 +212,9 @@ def test_an_action_must_be_sent_as_json(console, seeded):
 def test_a_request_missing_a_field_is_refused_with_its_name(console, seeded):
     response = console.login("admin").act("relink", flow=FLOW, poweroffice_go_id="101")
     assert (response.status_code, response.json()["detail"]) == (422, "invoiced_id is required")
+
+
+def test_a_search_with_one_match_opens_that_record(console, seeded):
+    response = console.login("viewer").client.get("/record", params={"q": "in_2"}, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/record?flow={FLOW}&system=invoiced&id=in_2"
