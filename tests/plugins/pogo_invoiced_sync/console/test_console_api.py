@@ -218,3 +218,9 @@ def test_a_search_with_one_match_opens_that_record(console, seeded):
     response = console.login("viewer").client.get("/record", params={"q": "in_2"}, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == f"/record?flow={FLOW}&system=invoiced&id=in_2"
+
+
+def test_a_decided_conflict_leaves_the_open_conflicts_view(console, seeded):
+    assert len(console.sql("SELECT * FROM {s}.v_open_conflicts")) == 1
+    console.login("admin").act("resolve", flow=FLOW, conflict_id=seeded["conflict"], choice="invoiced")
+    assert console.sql("SELECT * FROM {s}.v_open_conflicts") == []
