@@ -49,9 +49,10 @@ class ConsoleStore:
     def q(self, text: str, **identifiers: str):
         return self.store.q(text, **identifiers)
 
-    def _rows(self, query: str, params: Any = ()) -> list[tuple]:
+    def _rows(self, run: Callable[[psycopg.Cursor], Any]) -> list[tuple]:
+        """The rows of one statement, which ``run`` executes on a cursor (the SQL stays visible at the call)."""
         with self.store.transaction() as cur:
-            cur.execute(self.q(query), params)
+            run(cur)
             return cur.fetchall()
 
     def mapping(self, flow: str) -> Mapping:
@@ -61,7 +62,8 @@ class ConsoleStore:
 
     def migrated(self) -> bool:
         """Whether the link store exists yet (no run has happened before the first one migrates it)."""
-        rows = self._rows("SELECT to_regclass(%s) IS NOT NULL", (f'"{self.store.schema}".operator_decisions',))
+        rows = self._rows(lambda cur: cur.execute(self.q(
+            "SELECT to_regclass(%s) IS NOT NULL"), (f'"{self.store.schema}".operator_decisions',)))
         return bool(rows[0][0])
 
     # -- health -------------------------------------------------------------------------------------------------
@@ -69,14 +71,19 @@ class ConsoleStore:
     def health(self, flow: str) -> dict:
         """One flow's state: last run, linked pairs, open conflicts, last run's failures, waiting, last drift."""
         self.mapping(flow)
-        last = self._rows("SELECT run_id, started_at, finished_at, summary, params FROM {s}.runs WHERE flow = %s "
-                          "ORDER BY started_at DESC LIMIT 1", (flow,))
-        links = self._rows("SELECT state, count(*) FROM {s}.links WHERE flow = %s GROUP BY state", (flow,))
-        open_conflicts = self._rows(self._open_conflicts_sql("count(*)"), (flow,))[0][0]
-        waiting = self._rows("SELECT count(*) FROM {s}.v_waiting WHERE flow = %s", (flow,))[0][0]
-        excluded = self._rows("SELECT count(*) FROM {s}.exclusions WHERE flow = %s", (flow,))[0][0]
-        pending = self._rows("SELECT count(*) FROM {s}.operator_decisions WHERE flow = %s AND status = 'pending'",
-                             (flow,))[0][0]
+        last = self._rows(lambda cur: cur.execute(self.q(
+            "SELECT run_id, started_at, finished_at, summary, params FROM {s}.runs WHERE flow = %s "
+            "ORDER BY started_at DESC LIMIT 1"), (flow,)))
+        links = self._rows(lambda cur: cur.execute(self.q(
+            "SELECT state, count(*) FROM {s}.links WHERE flow = %s GROUP BY state"), (flow,)))
+        open_conflicts = self._rows(lambda cur: cur.execute(self.q(
+            "SELECT count(*) FROM {s}.v_undecided_conflicts WHERE flow = %s"), (flow,)))[0][0]
+        waiting = self._rows(lambda cur: cur.execute(self.q(
+            "SELECT count(*) FROM {s}.v_waiting WHERE flow = %s"), (flow,)))[0][0]
+        excluded = self._rows(lambda cur: cur.execute(self.q(
+            "SELECT count(*) FROM {s}.exclusions WHERE flow = %s"), (flow,)))[0][0]
+        pending = self._rows(lambda cur: cur.execute(self.q(
+            "SELECT count(*) FROM {s}.operator_decisions WHERE flow = %s AND status = 'pending'"), (flow,)))[0][0]
         result: dict[str, Any] = {
             "flow": flow, "dag_id": f"sync_{flow}", "last_run": None,
             "linked": sum(n for state, n in links if state == "active"),
@@ -85,24 +92,24 @@ class ConsoleStore:
         }
         if last:
             run_id, started, finished, summary, params = last[0]
-            failed = self._rows("SELECT count(*) FROM {s}.sync_log WHERE flow = %s AND run_id = %s AND outcome = 'failed'",
-                                (flow, run_id))[0][0]
-            guard = self._rows("SELECT count(*) FROM {s}.sync_log WHERE flow = %s AND run_id = %s AND operation = 'guard'",
-                               (flow, run_id))[0][0]
+            failed = self._rows(lambda cur: cur.execute(self.q(
+                "SELECT count(*) FROM {s}.sync_log WHERE flow = %s AND run_id = %s AND outcome = 'failed'"), (flow, run_id)))[0][0]
+            guard = self._rows(lambda cur: cur.execute(self.q(
+                "SELECT count(*) FROM {s}.sync_log WHERE flow = %s AND run_id = %s AND operation = 'guard'"), (flow, run_id)))[0][0]
             outcome = "running" if finished is None else ("stopped by the change guard" if guard else
                                                         "finished with rejected records" if failed else "finished")
             result["last_run"] = {"run_id": run_id, "started_at": started, "finished_at": finished,
                                   "outcome": outcome, "summary": summary, "params": params}
             result["failures"] = failed
-        drift_run = self._rows(
+        drift_run = self._rows(lambda cur: cur.execute(self.q(
             "SELECT run_id, started_at FROM {s}.runs WHERE flow = %s AND finished_at IS NOT NULL AND "
-            "(params->>'full_refresh' = 'true' OR summary::text LIKE '%%\"drift\"%%') ORDER BY started_at DESC LIMIT 1",
-            (flow,))
+            "(params->>'full_refresh' = 'true' OR summary::text LIKE '%%\"drift\"%%') ORDER BY started_at DESC LIMIT 1"), (flow,)))
         if drift_run:
             run_id, started = drift_run[0]
-            counts = self._rows("SELECT count(*) FILTER (WHERE reason LIKE 'fields differ%%'), "
-                                "count(*) FILTER (WHERE reason LIKE 'only in%%') FROM {s}.sync_log "
-                                "WHERE flow = %s AND run_id = %s AND operation = 'drift'", (flow, run_id))[0]
+            counts = self._rows(lambda cur: cur.execute(self.q(
+                "SELECT count(*) FILTER (WHERE reason LIKE 'fields differ%%'), "
+                "count(*) FILTER (WHERE reason LIKE 'only in%%') FROM {s}.sync_log "
+                "WHERE flow = %s AND run_id = %s AND operation = 'drift'"), (flow, run_id)))[0]
             result["drift"] = {"run_id": run_id, "started_at": started, "pairs_differing": counts[0],
                                "one_side_only": counts[1]}
         return result
@@ -110,11 +117,11 @@ class ConsoleStore:
     def runs_chart(self, flow: str, days: int = 14) -> list[dict]:
         """Per run of the last ``days``: created, updated, conflicts, rejected (all directions), API calls and 429s."""
         self.mapping(flow)
-        rows = self._rows(
+        rows = self._rows(lambda cur: cur.execute(self.q(
             "SELECT r.run_id, r.started_at, r.summary, (SELECT coalesce(sum(e.api_calls), 0) FROM {s}.extracts e "
             "WHERE e.flow = r.flow AND e.run_id = r.run_id) FROM {s}.runs r WHERE r.flow = %s "
             "AND r.started_at > now() - make_interval(days => %s) AND r.summary IS NOT NULL "
-            "ORDER BY r.started_at DESC LIMIT 500", (flow, days))
+            "ORDER BY r.started_at DESC LIMIT 500"), (flow, days)))
         out = []
         for run_id, started, summary, extract_calls in reversed(rows):
             counts = {"created": 0, "updated": 0, "conflicts": 0, "rejected": 0}
@@ -133,49 +140,48 @@ class ConsoleStore:
 
     # -- lists behind the numbers ------------------------------------------------------------------------------
 
-    def _open_conflicts_sql(self, select: str) -> str:
-        # Open: a conflict or report no operator decided on, and no decision on a later one of the same pair covers.
-        return (f"SELECT {select} FROM {{s}}.sync_log l WHERE l.flow = %s AND l.operation IN ('conflict', 'report') "
-                "AND NOT EXISTS (SELECT 1 FROM {s}.operator_decisions d WHERE d.flow = l.flow AND d.status <> 'cancelled' "
-                "AND (d.conflict_id = l.id OR (d.poweroffice_go_id = l.poweroffice_go_id AND d.conflict_id > l.id)))")
-
     def listing(self, kind: str, flow: str, run_id: str | None = None, before_id: int | None = None,
                 after: str | None = None) -> dict:
         """The rows behind a number of the health page, newest first, a page at a time (keyset on the log id)."""
         self.mapping(flow)
         if kind == "links":
-            rows = self._rows("SELECT poweroffice_go_id, invoiced_id, state, updated_at FROM {s}.links WHERE flow = %s "
-                              "AND poweroffice_go_id > %s ORDER BY poweroffice_go_id LIMIT %s", (flow, after or "", PAGE + 1))
+            rows = self._rows(lambda cur: cur.execute(self.q(
+                "SELECT poweroffice_go_id, invoiced_id, state, updated_at FROM {s}.links WHERE flow = %s "
+                "AND poweroffice_go_id > %s ORDER BY poweroffice_go_id LIMIT %s"), (flow, after or "", PAGE + 1)))
             rows = [dict(zip(("poweroffice_go_id", "invoiced_id", "state", "updated_at"), r)) for r in rows]
             more = len(rows) > PAGE
             rows = rows[:PAGE]
             return {"kind": kind, "flow": flow, "rows": rows, "next": rows[-1]["poweroffice_go_id"] if more else None}
-        cols = ", ".join(f"l.{c}" for c in LOG_COLUMNS)
-        cursor = "AND l.id < %s " if before_id else ""
-        params: list[Any] = [flow]
+        cols = ("l.id, l.logged_at, l.run_id, l.flow, l.direction, l.operation, l.outcome, l.reason, "
+                "l.poweroffice_go_id, l.invoiced_id, l.before, l.after, l.actor")
+        cursor = "AND l.id < %(before)s" if before_id else ""
+        params: dict[str, Any] = {"flow": flow, "run_id": run_id, "before": before_id, "limit": PAGE + 1}
         if kind == "conflicts":
-            query = self._open_conflicts_sql(cols) + f" {cursor}"
+            source, cond = "v_undecided_conflicts", ""
         elif kind in ("failures", "drift", "run"):
             if run_id is None:
                 raise ActionError(422, f"{kind} needs a run_id")
-            cond = {"failures": "AND l.outcome = 'failed'", "drift": "AND l.operation = 'drift'", "run": ""}[kind]
-            query = f"SELECT {cols} FROM {{s}}.sync_log l WHERE l.flow = %s AND l.run_id = %s {cond} {cursor}"
-            params.append(run_id)
+            source = "sync_log"
+            cond = ("AND l.run_id = %(run_id)s AND l.outcome = 'failed'" if kind == "failures" else
+                    "AND l.run_id = %(run_id)s AND l.operation = 'drift'" if kind == "drift" else
+                    "AND l.run_id = %(run_id)s")
         elif kind == "waiting":
-            rows = self._rows("SELECT system, record_id, reason, since FROM {s}.v_waiting WHERE flow = %s "
-                              "ORDER BY since DESC LIMIT %s", (flow, PAGE * 10))
+            rows = self._rows(lambda cur: cur.execute(self.q(
+                "SELECT system, record_id, reason, since FROM {s}.v_waiting WHERE flow = %s "
+                "ORDER BY since DESC LIMIT %s"), (flow, PAGE * 10)))
             return {"kind": kind, "flow": flow, "rows": [dict(zip(("system", "record_id", "reason", "since"), r))
                                                          for r in rows], "next": None}
         elif kind == "excluded":
-            rows = self._rows("SELECT system, record_id, actor, reason, excluded_at FROM {s}.exclusions WHERE flow = %s "
-                              "ORDER BY excluded_at DESC LIMIT %s", (flow, PAGE * 10))
+            rows = self._rows(lambda cur: cur.execute(self.q(
+                "SELECT system, record_id, actor, reason, excluded_at FROM {s}.exclusions WHERE flow = %s "
+                "ORDER BY excluded_at DESC LIMIT %s"), (flow, PAGE * 10)))
             return {"kind": kind, "flow": flow, "rows": [dict(zip(("system", "record_id", "actor", "reason", "since"), r))
                                                          for r in rows], "next": None}
         else:
             raise ActionError(404, f"unknown list {kind!r}")
-        if before_id:
-            params.append(before_id)
-        rows = [_log_dict(r) for r in self._rows(query + " ORDER BY l.id DESC LIMIT %s", (*params, PAGE + 1))]
+        rows = [_log_dict(r) for r in self._rows(lambda cur: cur.execute(self.q(
+            f"SELECT {cols} FROM {{s}}.{source} l WHERE l.flow = %(flow)s {cond} {cursor} "
+            "ORDER BY l.id DESC LIMIT %(limit)s"), params))]
         more = len(rows) > PAGE
         rows = rows[:PAGE]
         return {"kind": kind, "flow": flow, "run_id": run_id, "rows": rows, "next": rows[-1]["id"] if more else None}
@@ -188,12 +194,11 @@ class ConsoleStore:
         if not text:
             return []
         flows = list(self.mappings)
-        rows = self._rows(
+        rows = self._rows(lambda cur: cur.execute(self.q(
             "(SELECT flow, system, record_id, vals->>'name' FROM {s}.records WHERE flow = ANY(%s) AND system = ANY(%s) "
             "AND record_id = %s) UNION "
             "(SELECT flow, system, record_id, vals->>'name' FROM {s}.records WHERE lower(vals->>'name') LIKE %s "
-            "ORDER BY lower(vals->>'name') LIMIT %s)",
-            (flows, list(SYSTEMS), text, _prefix(text.lower()), PAGE))
+            "ORDER BY lower(vals->>'name') LIMIT %s)"), (flows, list(SYSTEMS), text, _prefix(text.lower()), PAGE)))
         return [dict(zip(("flow", "system", "record_id", "name"), r)) for r in rows][:PAGE]
 
     def record(self, flow: str, system: str, record_id: str) -> dict:
@@ -201,9 +206,10 @@ class ConsoleStore:
         self.mapping(flow)
         if system not in SYSTEMS:
             raise ActionError(404, f"unknown system {system!r}; systems: {', '.join(SYSTEMS)}")
-        column = f"{system}_id"
-        link = self._rows("SELECT poweroffice_go_id, invoiced_id, base, state, state_reason, created_at, updated_at "
-                          f"FROM {{s}}.links WHERE flow = %s AND {column} = %s", (flow, record_id))
+        column = "poweroffice_go_id" if system == POGO else "invoiced_id"
+        link = self._rows(lambda cur: cur.execute(self.q(
+            "SELECT poweroffice_go_id, invoiced_id, base, state, state_reason, created_at, updated_at "
+            f"FROM {{s}}.links WHERE flow = %s AND {column} = %s"), (flow, record_id)))
         ids = {system: record_id, other(system): None}
         link_info = None
         if link:
@@ -215,32 +221,33 @@ class ConsoleStore:
         for s in SYSTEMS:
             sides[s] = None
             if ids[s] is not None:
-                got = self._rows("SELECT record_id, vals, routed, external_ref, changed_at, dirty, seen_run "
-                                 "FROM {s}.records WHERE flow = %s AND system = %s AND record_id = %s", (flow, s, ids[s]))
+                got = self._rows(lambda cur: cur.execute(self.q(
+                    "SELECT record_id, vals, routed, external_ref, changed_at, dirty, seen_run "
+                    "FROM {s}.records WHERE flow = %s AND system = %s AND record_id = %s"), (flow, s, ids[s])))
                 if got:
                     sides[s] = dict(zip(("record_id", "vals", "routed", "external_ref", "changed_at", "dirty",
                                          "seen_run"), got[0]))
         if sides[system] is None and link_info is None:
             raise ActionError(404, f"no {system} record {record_id!r} in flow {flow}")
-        excluded = self._rows("SELECT system, record_id, actor, reason, excluded_at FROM {s}.exclusions "
-                              "WHERE flow = %s AND ((system = 'poweroffice_go' AND record_id = %s) "
-                              "OR (system = 'invoiced' AND record_id = %s))", (flow, ids[POGO], ids[INVOICED]))
-        cols = ", ".join(LOG_COLUMNS)
-        history = self._rows(
+        excluded = self._rows(lambda cur: cur.execute(self.q(
+            "SELECT system, record_id, actor, reason, excluded_at FROM {s}.exclusions "
+            "WHERE flow = %s AND ((system = 'poweroffice_go' AND record_id = %s) "
+            "OR (system = 'invoiced' AND record_id = %s))"), (flow, ids[POGO], ids[INVOICED])))
+        cols = ("id, logged_at, run_id, flow, direction, operation, outcome, reason, poweroffice_go_id, invoiced_id, "
+                "before, after, actor")
+        history = self._rows(lambda cur: cur.execute(self.q(
             f"SELECT {cols} FROM {{s}}.sync_log WHERE flow = %s AND poweroffice_go_id = %s UNION "
-            f"SELECT {cols} FROM {{s}}.sync_log WHERE flow = %s AND invoiced_id = %s ORDER BY id DESC LIMIT %s",
-            (flow, ids[POGO], flow, ids[INVOICED], HISTORY))
+            f"SELECT {cols} FROM {{s}}.sync_log WHERE flow = %s AND invoiced_id = %s ORDER BY id DESC LIMIT %s"), (flow, ids[POGO], flow, ids[INVOICED], HISTORY)))
         decisions = []
         if ids[POGO] is not None:
             decisions = [dict(zip(("id", "kind", "field", "value", "conflict_id", "actor", "decided_at", "status",
-                                   "run_id", "done_at"), r)) for r in self._rows(
-                "SELECT id, kind, field, value, conflict_id, actor, decided_at, status, run_id, done_at "
-                "FROM {s}.operator_decisions WHERE flow = %s AND poweroffice_go_id = %s ORDER BY id DESC LIMIT 50",
-                (flow, ids[POGO]))]
+                                   "run_id", "done_at"), r)) for r in self._rows(lambda cur: cur.execute(self.q(
+                                       "SELECT id, kind, field, value, conflict_id, actor, decided_at, status, run_id, done_at "
+                                       "FROM {s}.operator_decisions WHERE flow = %s AND poweroffice_go_id = %s ORDER BY id DESC LIMIT 50"), (flow, ids[POGO])))]
         open_ids = set()
         if ids[POGO] is not None:
-            open_ids = {r[0] for r in self._rows(self._open_conflicts_sql("l.id") + " AND l.poweroffice_go_id = %s",
-                                                 (flow, ids[POGO]))}
+            open_ids = {r[0] for r in self._rows(lambda cur: cur.execute(self.q(
+                "SELECT id FROM {s}.v_undecided_conflicts WHERE flow = %s AND poweroffice_go_id = %s"), (flow, ids[POGO])))}
         mapping = self.mappings[flow]
         return {"flow": flow, "system": system, "record_id": record_id, "ids": ids, "link": link_info,
                 "records": sides, "fields": [f.name for f in mapping.fields],
@@ -269,7 +276,9 @@ class ConsoleStore:
         """Decide a conflict's field: the value one side had (``choice`` a system) or ``value`` (``choice`` 'value')."""
         mapping = self.mapping(flow)
         with self.store.transaction() as cur:
-            cur.execute(self.q(f"SELECT {', '.join(LOG_COLUMNS)} FROM {{s}}.sync_log WHERE id = %s AND flow = %s "
+            cols = ("id, logged_at, run_id, flow, direction, operation, outcome, reason, poweroffice_go_id, invoiced_id, "
+                    "before, after, actor")
+            cur.execute(self.q(f"SELECT {cols} FROM {{s}}.sync_log WHERE id = %s AND flow = %s "
                                "FOR UPDATE"), (conflict_id, flow))
             row = cur.fetchone()
             if row is None:
@@ -399,8 +408,9 @@ class ConsoleStore:
                             (flow, system, rid))
                 if cur.fetchone() is None:
                     raise ActionError(404, f"no {system} record {rid!r} mirrored in flow {flow}")
+                column = "poweroffice_go_id" if system == POGO else "invoiced_id"
                 cur.execute(self.q(f"SELECT poweroffice_go_id, invoiced_id FROM {{s}}.links WHERE flow = %s "
-                                   f"AND {system}_id = %s"), (flow, rid))
+                                   f"AND {column} = %s"), (flow, rid))
                 taken = cur.fetchone()
                 if taken:
                     raise ActionError(409, f"{system} record {rid} is already linked (poweroffice_go {taken[0]} / "
@@ -441,8 +451,10 @@ class ConsoleStore:
     def include(self, flow: str, system: str, record_id: str, *, actor: str, preview: bool = False) -> dict:
         """Take a pin off: the record becomes dirty, so the next run merges what changed while it was excluded."""
         self.mapping(flow)
-        linked = self._rows(f"SELECT poweroffice_go_id, invoiced_id FROM {{s}}.links WHERE flow = %s AND {system}_id = %s",
-                            (flow, record_id)) if system in SYSTEMS else []
+        column = "poweroffice_go_id" if system == POGO else "invoiced_id"
+        linked = self._rows(lambda cur: cur.execute(self.q(
+            f"SELECT poweroffice_go_id, invoiced_id FROM {{s}}.links WHERE flow = %s AND {column} = %s"),
+            (flow, record_id))) if system in SYSTEMS else []
         text = (f"include {system} record {record_id} in syncing again; the next run "
                 + ("merges it with its counterpart" if linked else
                    "links it to a record that carries its id or matches it, or creates its counterpart"))

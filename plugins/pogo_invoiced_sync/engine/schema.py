@@ -184,12 +184,13 @@ CREATE INDEX runs_started ON {s}.runs (flow, started_at DESC);
 CREATE INDEX records_name ON {s}.records (lower(vals->>'name') text_pattern_ops);
 CREATE INDEX links_state ON {s}.links (flow, state);
 -- Open means no operator decided on it yet (a decision on a pair's conflict also reviews its earlier ones).
+CREATE VIEW {s}.v_undecided_conflicts AS
+    SELECT l.* FROM {s}.sync_log l WHERE l.operation IN ('conflict', 'report')
+      AND NOT EXISTS (SELECT 1 FROM {s}.operator_decisions d WHERE d.flow = l.flow AND d.status <> 'cancelled'
+                      AND (d.conflict_id = l.id OR (d.poweroffice_go_id = l.poweroffice_go_id AND d.conflict_id > l.id)));
 CREATE OR REPLACE VIEW {s}.v_open_conflicts AS
     SELECT DISTINCT ON (l.flow, l.poweroffice_go_id) l.flow, l.run_id, l.poweroffice_go_id, l.invoiced_id,
            l.reason, l.before AS losing_values, l.after AS winning_values, l.logged_at
-    FROM {s}.sync_log l WHERE l.operation IN ('conflict', 'report')
-      AND NOT EXISTS (SELECT 1 FROM {s}.operator_decisions d WHERE d.flow = l.flow AND d.status <> 'cancelled'
-                      AND (d.conflict_id = l.id OR (d.poweroffice_go_id = l.poweroffice_go_id AND d.conflict_id > l.id)))
-    ORDER BY l.flow, l.poweroffice_go_id, l.logged_at DESC;
+    FROM {s}.v_undecided_conflicts l ORDER BY l.flow, l.poweroffice_go_id, l.logged_at DESC;
 """),
 ]
