@@ -66,8 +66,9 @@ def api_server(stack, tmp_path):
         "AIRFLOW__API__SECRET_KEY": "console-browser-test-key",
         "AIRFLOW_CONN_SYNC_STATE_DEFAULT": airflow_connection_json(stack.dsn),
     })
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for command in (["db", "migrate"], ["dags", "reserialize"]):  # the DAGs in the metadata DB: Retry triggers runs
+        subprocess.run([sys.executable, "-m", "airflow", *command], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = open(tmp_path / "api-server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port),
                              "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -172,3 +173,20 @@ def test_a_viewer_sees_the_health_page_but_no_actions_and_is_refused_when_acting
                            {"flow": FLOW, "poweroffice_go_id": pogo_id})
     assert status == 403
     assert stack.sql("SELECT count(*) FROM {s}.links WHERE flow = %s AND poweroffice_go_id = %s", FLOW, pogo_id) == [(1,)]
+
+
+def test_retry_now_in_the_browser_marks_the_record_and_queues_a_run_of_the_flows_dag(stack, api_server, chromium):
+    stack.sandboxes.pogo.seed(companies=1)
+    stack.run(FLOW)
+    (pogo_id,) = stack.sql("SELECT poweroffice_go_id FROM {s}.links WHERE flow = %s", FLOW)[0]
+    page = _login(chromium, api_server, "admin")
+    page.goto(f"{api_server}/pogo-invoiced-sync/record?flow={FLOW}&system=poweroffice_go&id={pogo_id}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("td:has(button[data-action=retry]) >> nth=0 >> button[data-action=retry]")
+    page.wait_for_selector("#message.shown")
+    assert "run manual__" in page.inner_text("#message"), page.inner_text("#message")
+    assert stack.sql("SELECT dirty FROM {s}.records WHERE flow = %s AND record_id = %s", FLOW, pogo_id) == [(True,)]
+    token = requests.post(f"{api_server}/auth/token", json={"username": "admin", "password": "admin"}, timeout=10)
+    runs = requests.get(f"{api_server}/api/v2/dags/sync_{FLOW}/dagRuns", timeout=10,
+                        headers={"Authorization": f"Bearer {token.json()['access_token']}"}).json()["dag_runs"]
+    assert [(r["run_type"], r["triggering_user_name"]) for r in runs] == [("manual", "admin")]
