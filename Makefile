@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install sandbox test bench clean demo up down screenshot
+.PHONY: install sandbox test soak bench clean demo up down screenshot
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv==0.13.8
@@ -20,6 +20,11 @@ sandbox: install ## Run both API sandboxes in the foreground on 127.0.0.1
 
 test: install ## Run the test suite (needs PostgreSQL: uses $$SYNC_STATE_DSN, or 127.0.0.1:5432, or starts an embedded one)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+SOAK_SECONDS ?= 600
+SOAK_SEED ?= random
+soak: install ## Convergence soak: users edit both systems while the flows run under faults; SOAK_SEED=<seed> replays one
+	SOAK_SEED=$(SOAK_SEED) SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m pytest tests/soak/test_soak.py -q -p no:cacheprovider -o timeout=0 $(PYTEST_ARGS)
 
 demo: install ## From a fresh clone: embedded PostgreSQL, seeded sandboxes, Airflow home; run each flow once; summary
 	$(PY) tools/demo.py demo

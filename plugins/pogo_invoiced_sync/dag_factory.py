@@ -9,6 +9,7 @@ from airflow.sdk import DAG, Asset, AssetAll, AssetOrTimeSchedule, CronDataInter
 
 from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, Mapping, load_all
 from pogo_invoiced_sync.operators import (
+    AnnounceLinksOperator,
     ExtractOperator,
     MapOperator,
     ReconcileOperator,
@@ -36,10 +37,12 @@ creates and updates to the other side. Both systems' ids of a pair are kept in t
 | `map` | canonical values into the record mirror; changed records become *dirty* |
 | `reconcile` | merge dirty records with their links; writes the plan |
 | `upsert_invoiced`, `upsert_poweroffice_go` | carry out the plan; every outcome goes to the sync log |
-| `report` | per-direction summary, stored in `runs` and printed in this task's log |
+| `report` | per-direction summary, stored in `runs` and printed in this task's log with the first records of each outcome |
+| `announce_links` | emits this flow's asset event for the flows that depend on it; skipped on `dry_run` |
 
 **Params**: `full_refresh` lists everything on both sides (and reports drift); `dry_run` computes and
-logs the plan (outcome `planned`) and writes nothing to either API; `allow_mass_changes` lets one run
+logs the plan (outcome `planned`; the `report` log lists it) and writes nothing to either API nor emits the
+flow's asset event; `allow_mass_changes` lets one run
 past the change guard, which otherwise stops a run that would update too many linked records at once.
 
 **Where to look**: views `v_failures`, `v_run_changes`, `v_open_conflicts`, `v_waiting` in the
@@ -53,7 +56,8 @@ def flow_asset(flow: str) -> Asset:
     return Asset(name=f"pogo_invoiced_sync.links.{flow}", uri=f"pogo-invoiced-sync://links/{flow}")
 
 
-def build_flow_dag(mapping: Mapping, all_flows: dict[str, Mapping], default_args: dict | None = None) -> DAG:
+def build_flow_dag(mapping: Mapping, all_flows: dict[str, Mapping], default_args: dict | None = None,
+                   mappings_dir: Path | None = None) -> DAG:
     """One flow's DAG; a flow with ``depends_on`` also runs as soon as the flows it depends on have run."""
     timetable = CronDataIntervalTimetable(HOURLY, timezone="UTC")
     extra = ""
@@ -85,17 +89,20 @@ def build_flow_dag(mapping: Mapping, all_flows: dict[str, Mapping], default_args
         },
         doc_md=DOC.format(title=f"sync_{mapping.flow}", description=mapping.description, extra=extra),
     ) as dag:
-        common = {"flow": mapping.flow}
+        common = {"flow": mapping.flow, "mappings_dir": str(mappings_dir) if mappings_dir else None}
         extracts = [ExtractOperator(task_id=f"extract_{s}", system=s, pool=POOLS[s], **common) for s in (POGO, INVOICED)]
         mapped = MapOperator(task_id="map", **common)
         reconciled = ReconcileOperator(task_id="reconcile", sibling_flows=same_records, **common)
         upserts = [UpsertOperator(task_id=f"upsert_{s}", target=s, pool=POOLS[s], **common) for s in (INVOICED, POGO)]
-        report = ReportOperator(task_id="report", outlets=[flow_asset(mapping.flow)], **common)
-        extracts >> mapped >> reconciled >> upserts >> report
+        report = ReportOperator(task_id="report", **common)
+        # The asset event comes from a task of its own, skipped on a dry run: a run that wrote nothing must not start
+        # the flows that depend on this one.
+        announce = AnnounceLinksOperator(task_id="announce_links", outlets=[flow_asset(mapping.flow)], **common)
+        extracts >> mapped >> reconciled >> upserts >> report >> announce
     return dag
 
 
 def build_all(mappings_dir: Path | None = None) -> dict[str, DAG]:
     """Every flow's DAG by dag id. Reads mapping files only: no API or database calls at parse time."""
     flows = load_all(mappings_dir)
-    return {dag.dag_id: dag for dag in (build_flow_dag(m, flows) for m in flows.values())}
+    return {dag.dag_id: dag for dag in (build_flow_dag(m, flows, mappings_dir=mappings_dir) for m in flows.values())}

@@ -8,6 +8,7 @@ from aiohttp import web
 # The RFC 7231 section ASP.NET puts in ``type`` for each status.
 _TYPES = {
     400: "https://tools.ietf.org/html/rfc7231#section-6.5.1",
+    403: "https://tools.ietf.org/html/rfc7231#section-6.5.3",
     404: "https://tools.ietf.org/html/rfc7231#section-6.5.4",
     405: "https://tools.ietf.org/html/rfc7231#section-6.5.5",
     409: "https://tools.ietf.org/html/rfc7231#section-6.5.8",
@@ -17,7 +18,7 @@ _TYPES = {
     503: "https://tools.ietf.org/html/rfc7231#section-6.6.4",
     504: "https://tools.ietf.org/html/rfc7231#section-6.6.5",
 }
-_DEFAULT_TITLES = {400: "Bad Request", 401: "Unauthorized", 404: "Object(s) not found", 405: "Method Not Allowed",
+_DEFAULT_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Object(s) not found", 405: "Method Not Allowed",
                    409: "Conflict", 415: "Unsupported Media Type", 500: "Internal Server Error",
                    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 

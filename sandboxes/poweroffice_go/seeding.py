@@ -50,10 +50,12 @@ def seed(store: Store, spec: dict) -> dict:
     seed_value = spec.get("seed", 1)
     if isinstance(seed_value, bool) or not isinstance(seed_value, int):
         raise ValueError("seed must be an integer")
-    unknown = set(spec) - {"companies", "persons", "contact_persons_per_company", "sales_orders", "seed"}
+    unknown = set(spec) - {"companies", "persons", "persons_without_address", "contact_persons_per_company",
+                           "sales_orders", "seed"}
     if unknown:
         raise ValueError(f"unknown seed settings: {sorted(unknown)}")
     companies, persons = _count(spec, "companies"), _count(spec, "persons")
+    bare_persons = _count(spec, "persons_without_address")
     per_company, orders = _count(spec, "contact_persons_per_company", 1), _count(spec, "sales_orders")
     clock = store.clock
     seeded: list[dict] = []
@@ -87,6 +89,12 @@ def seed(store: Store, spec: dict) -> dict:
             "LastName": person["last_name"], "IsPerson": True, "EmailAddress": person["email"],
             "PhoneNumber": person["phone"], "MailAddress": _address(store, person["address"], now)},
             person["currency"], now))
+    for index in range(persons, persons + bare_persons):
+        # A person entered with a name only: Go shows its MailAddress as null.
+        person = nordic.person(seed_value, index)
+        seeded.append(_add_customer(store, {
+            "Name": f"{person['first_name']} {person['last_name']}", "FirstName": person["first_name"],
+            "LastName": person["last_name"], "IsPerson": True, "InvoiceDeliveryType": "Print"}, "NOK", clock.now()))
     if orders:
         customers = seeded or list(store.customers.values())
         if not customers:
@@ -94,7 +102,8 @@ def seed(store: Store, spec: dict) -> dict:
         for index in range(orders):
             _add_order(store, seed_value, index, customers)
     store.touched()
-    return {"customers": companies + persons, "companies": companies, "persons": persons,
+    return {"customers": companies + persons + bare_persons, "companies": companies,
+            "persons": persons + bare_persons,
             "contact_persons": contact_persons, "sales_orders": orders,
             "totals": {"customers": len(store.customers), "contact_persons": len(store.contact_persons),
                        "sales_orders": len(store.orders)}}

@@ -18,7 +18,14 @@ from sandboxes.poweroffice_go.store import (CONTACT_PERSON_PROPERTIES, CUSTOMER_
                                             Store)
 from sandboxes.settings import SandboxSettings
 
-DEFAULT_CONFIG = {"token_ttl_seconds": 1200, "rate_limit_per_second": 10}
+DEFAULT_CONFIG = {"token_ttl_seconds": 1200, "rate_limit_per_second": 10, "invalid_privileges": []}
+# The roles each area accepts (spec: every operation's summary lists them); writes need a _Full role.
+_AREA_ROLES = {
+    "customers": (("Customer", "Customer_Full"), ("Customer_Full",)),
+    "contactpersons": (("ContactPerson", "ContactPerson_Full", "Customer", "Customer_Full"),
+                       ("ContactPerson_Full", "Customer_Full")),
+    "salesorders": (("SalesOrders", "SalesOrders_Full"), ("SalesOrders_Full",)),
+}
 _JSON_TYPES = re.compile(r"^(application/json|text/json|application/[\w.+-]*\+json)$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _BINDING_TITLE = "One or more validation errors occurred."
@@ -98,7 +105,8 @@ class PowerOfficeGoService:
         self.configure(state["config"])
 
     def configure(self, settings: dict) -> dict:
-        """Change ``token_ttl_seconds`` and/or ``rate_limit_per_second`` (0 or null switches the limit off)."""
+        """Change ``token_ttl_seconds``, ``rate_limit_per_second`` (0 or null switches the limit off) and/or
+        ``invalid_privileges`` (roles the client's module subscriptions do not cover: calls needing them get 403)."""
         unknown = set(settings) - set(DEFAULT_CONFIG)
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}; known: {sorted(DEFAULT_CONFIG)}")
@@ -113,6 +121,11 @@ class PowerOfficeGoService:
                 raise ValueError("rate_limit_per_second must be a non-negative integer or null")
             self.config["rate_limit_per_second"] = limit
             self.limiter = RequestsPerSecond(limit) if limit else Unlimited()
+        if "invalid_privileges" in settings:
+            invalid = settings["invalid_privileges"] or []
+            if not isinstance(invalid, list) or set(invalid) - set(auth.ROLES):
+                raise ValueError(f"invalid_privileges must be a list of {auth.ROLES}")
+            self.config["invalid_privileges"] = list(invalid)
         return dict(self.config)
 
     def seed(self, spec: dict) -> dict:
@@ -128,7 +141,9 @@ class PowerOfficeGoService:
         views = {
             "customers": lambda: (store.render_customer(r) for r in store.customers.values()),
             "contact_persons": lambda: (store.render_contact_person(r) for r in store.contact_persons.values()),
-            "sales_orders": lambda: (store.render_order_complete(r) for r in store.orders.values()),
+            # As the API shows them with showInherited=true (the values in effect), unless showInherited=false.
+            "sales_orders": lambda: (store.render_order_complete(r, query.get("showInherited", "true") != "false")
+                                     for r in store.orders.values()),
             "invoices": lambda: iter(store.invoices.values()),
         }
         if entity not in views:
@@ -192,6 +207,7 @@ class PowerOfficeGoService:
                     denied = self._gateway(request, environment, bearer=True)
                     if denied is not None:
                         return denied
+                    self._check_privilege(request)
                 return await handler(request, environment, **params)
             except ApiError as exc:
                 return errors.problem(exc.status, exc.title, exc.detail, request.path)
@@ -212,6 +228,21 @@ class PowerOfficeGoService:
             if not self.tokens.valid(token, environment):
                 return web.Response(status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         return None
+
+    def _check_privilege(self, request: web.Request) -> None:
+        """403 when every role the call accepts is invalid on this client (a missing module subscription)."""
+        invalid = set(self.config["invalid_privileges"])
+        if not invalid:
+            return
+        parts = [p for p in request.path.lower().split("/") if p]
+        area = parts[parts.index("v2") + 1] if "v2" in parts and parts.index("v2") + 1 < len(parts) else ""
+        if area not in _AREA_ROLES:
+            return
+        read, write = _AREA_ROLES[area]
+        accepted = read if request.method in ("GET", "HEAD") else write
+        if set(accepted) <= invalid:
+            # The reference documents the status, not the body: a plain ProblemDetails naming nothing.
+            raise ApiError(403, "Forbidden", "Access to this resource is forbidden.")
 
     # -- token ---------------------------------------------------------------------------------------------------
 
@@ -242,8 +273,9 @@ class PowerOfficeGoService:
     async def client_information(self, request: web.Request, environment: str) -> web.Response:
         """GET /ClientIntegrationInformation: who the token belongs to and what it may do."""
         return json_body({"ClientId": auth.CLIENT_ID, "ClientName": auth.CLIENT_NAME,
-                          "ActiveClientSubscriptions": ["Invoicing"], "ValidPrivileges": auth.ROLES,
-                          "InvalidPrivileges": []})
+                          "ActiveClientSubscriptions": ["Invoicing"],
+                          "ValidPrivileges": [r for r in auth.ROLES if r not in self.config["invalid_privileges"]],
+                          "InvalidPrivileges": list(self.config["invalid_privileges"])})
 
     # -- lists ---------------------------------------------------------------------------------------------------
 
@@ -327,18 +359,20 @@ class PowerOfficeGoService:
     # -- sales orders --------------------------------------------------------------------------------------------
 
     async def list_orders(self, request, environment):
-        """GET /SalesOrders (headers only)."""
-        store = self.store
-        return self._list(request, store.order_ids, store.orders, store.render_order, SALES_ORDER_PROPERTIES,
-                          "SalesOrderDto")
+        """GET /SalesOrders (headers only); ``showInherited=true`` fills inherited members with their values."""
+        store, shown = self.store, Query(request.query).boolean("showInherited")
+        return self._list(request, store.order_ids, store.orders, lambda r: store.render_order(r, bool(shown)),
+                          SALES_ORDER_PROPERTIES, "SalesOrderDto")
 
     async def get_order(self, request, environment, id):
-        """GET /SalesOrders/{id}."""
-        return json_body(self.store.render_order(self.store.order(_uuid_id(id))))
+        """GET /SalesOrders/{id} (``showInherited``)."""
+        shown = bool(Query(request.query).boolean("showInherited"))
+        return json_body(self.store.render_order(self.store.order(_uuid_id(id)), shown))
 
     async def get_order_complete(self, request, environment, id):
-        """GET /SalesOrders/{id}/Complete."""
-        return json_body(self.store.render_order_complete(self.store.order(_uuid_id(id))))
+        """GET /SalesOrders/{id}/Complete (``showInherited``)."""
+        shown = bool(Query(request.query).boolean("showInherited"))
+        return json_body(self.store.render_order_complete(self.store.order(_uuid_id(id)), shown))
 
     async def create_order(self, request, environment):
         """POST /SalesOrders/Complete."""

@@ -23,6 +23,7 @@ FIRST_SALES_ORDER_NO = 1
 FIRST_INVOICE_NO = 100001
 SUBLEDGER_ACCOUNT_OFFSET = 7000000
 
+CLIENT_CURRENCY = "NOK"  # the client's own currency, where neither the order nor its customer has one
 CUSTOMER_TITLE = "Customer validation error(s)"
 CONTACT_PERSON_TITLE = "ContactPerson validation error(s)"
 SALES_ORDER_TITLE = "SalesOrder validation error(s)"
@@ -296,6 +297,11 @@ class Store:
             dto["Number"] = self.next_customer_number  # provisional; taken for real once valid
             while dto["Number"] in self.customer_by_number:
                 dto["Number"] += 1
+        if data.get("InvoiceDeliveryType") is None:
+            # The reference documents no default: a customer posted without one is accepted, and gets PdfByEmail
+            # only when it has an e-mail to send to (an assumption, see README), else Print.
+            dto["InvoiceDeliveryType"] = (
+                "PdfByEmail" if dto.get("EmailAddress") or dto.get("InvoiceEmailAddress") else "Print")
         if "ReminderDeliveryType" not in data and "NoticeOfDebtCollectionDeliveryType" not in data:
             has_email = bool(dto.get("EmailAddress") or dto.get("PaymentReminderEmailAddress"))
             dto["ReminderDeliveryType"] = dto["NoticeOfDebtCollectionDeliveryType"] = (
@@ -329,10 +335,14 @@ class Store:
         record = self.customer(customer_id)
         current = {**CUSTOMER_TEMPLATE, **record}
         view = {k: current[k] for k in F.CUSTOMER_PATCH}
-        view["MailAddress"] = {k: current["MailAddress"].get(k) for k in F.CONTACT_ADDRESS_FIELDS}
+        had_address = current["MailAddress"] is not None
+        # A customer without a MailAddress shows null: a replace below it fails, an add of the whole object works.
+        view["MailAddress"] = ({k: current["MailAddress"].get(k) for k in F.CONTACT_ADDRESS_FIELDS} if had_address
+                               else None)
         patched = _patch(view, operations, F.CUSTOMER_PATCH, "CustomerPatchDto", CUSTOMER_TITLE)
-        if patched["MailAddress"] is None:
-            patched["MailAddress"] = {k: None for k in F.CONTACT_ADDRESS_FIELDS}
+        empty = {k: None for k in F.CONTACT_ADDRESS_FIELDS}
+        patched["MailAddress"] = {**empty, **(patched["MailAddress"] or {})}
+        view["MailAddress"] = view["MailAddress"] or empty
         for name in ("InvoiceDeliveryType", "ReminderDeliveryType", "NoticeOfDebtCollectionDeliveryType"):
             if patched[name] is None:  # a removed enum falls back to Go's default rather than null
                 patched[name] = CUSTOMER_TEMPLATE[name]
@@ -340,13 +350,21 @@ class Store:
             patched["Name"] = f"{patched.get('FirstName') or ''} {patched.get('LastName') or ''}".strip()
         own_changes = [k for k in F.CUSTOMER_PATCH if k != "MailAddress" and patched[k] != view[k]]
         address_changed = patched["MailAddress"] != view["MailAddress"]
-        dto = {**current, **patched, "MailAddress": {**current["MailAddress"], **patched["MailAddress"]}}
+        if not had_address and not address_changed:
+            dto = {**current, **patched, "MailAddress": None}
+        elif not had_address:
+            address_id = self.next_address_id
+            self.next_address_id += 1
+            dto = {**current, **patched, "MailAddress": {**CONTACT_ADDRESS_TEMPLATE, **{
+                k: v for k, v in patched["MailAddress"].items() if v is not None}, "Id": address_id}}
+        else:
+            dto = {**current, **patched, "MailAddress": {**current["MailAddress"], **patched["MailAddress"]}}
         touched_address = address_changed and not _address_is_empty(dto["MailAddress"])
         self._check_customer(dto, customer_id, require_city_zip=touched_address)
         if not own_changes and not address_changed:
             return record
         now = self.clock.now()
-        if dto["MailAddress"].get("CountryCode"):
+        if (dto["MailAddress"] or {}).get("CountryCode"):
             dto["MailAddress"]["CountryCode"] = dto["MailAddress"]["CountryCode"].upper()
         if dto.get("CurrencyCode"):
             dto["CurrencyCode"] = dto["CurrencyCode"].upper()
@@ -511,19 +529,30 @@ class Store:
 
     # -- sales orders -------------------------------------------------------------------------------------------
 
-    def render_order(self, record: dict) -> dict:
-        """The SalesOrderDto (header) of a stored order; CustomerNo and the reference name come from live data."""
+    def render_order(self, record: dict, show_inherited: bool = False) -> dict:
+        """The SalesOrderDto (header) of a stored order; CustomerNo and the reference name come from live data.
+
+        A member left null on the order is inherited: null as stored, unless ``show_inherited`` (the API's
+        ``showInherited=true``) asks for the value in effect, as the GUI shows it.
+        """
         dto = {**SALES_ORDER_TEMPLATE, **record}
         customer = self.customers.get(dto["CustomerId"])
         dto["CustomerNo"] = customer["Number"] if customer else dto["CustomerNo"]
+        if show_inherited and customer is not None:
+            if dto["CurrencyCode"] is None:
+                dto["CurrencyCode"] = customer.get("CurrencyCode", CUSTOMER_TEMPLATE["CurrencyCode"]) or CLIENT_CURRENCY
+            if dto["CustomerReferenceContactPersonId"] is None:
+                default = next((i for i in self.contact_persons_of.get(customer["Id"], ())
+                                if self.contact_persons[i].get("IsDefault")), None)
+                dto["CustomerReferenceContactPersonId"] = default
         person = self.contact_persons.get(dto["CustomerReferenceContactPersonId"] or 0)
         if person is not None:
             dto["CustomerReference"] = f"{person.get('FirstName') or ''} {person.get('LastName') or ''}".strip()
         return dto
 
-    def render_order_complete(self, record: dict) -> dict:
+    def render_order_complete(self, record: dict, show_inherited: bool = False) -> dict:
         """The SalesOrderCompleteDto: the header plus its lines."""
-        dto = self.render_order(record)
+        dto = self.render_order(record, show_inherited)
         dto["SalesOrderLines"] = [{**SALES_ORDER_LINE_TEMPLATE, **line} for line in self.lines.get(record["Id"], ())]
         return dto
 
@@ -656,13 +685,13 @@ class Store:
             dto["CustomerId"] = found
         customer = self._order_customer(dto)
         if data.get("CurrencyCode") is None:
-            dto["CurrencyCode"] = customer.get("CurrencyCode", "NOK") or "NOK"
+            dto["CurrencyCode"] = None  # inherited from the customer (else the client): stored as null
         self._check_order(dto, None)
         order_id = str(uuid.uuid4())
         lines = self._build_lines(order_id, posted_lines, customer)
         now = self.clock.now()
         dto.update({"Id": order_id, "SalesOrderNo": self.next_sales_order_no,
-                    "CurrencyCode": dto["CurrencyCode"].upper(),
+                    "CurrencyCode": dto["CurrencyCode"].upper() if dto["CurrencyCode"] else None,
                     "CreatedDateTimeOffset": now, "LastChangedDateTimeOffset": now, **self.order_totals(lines)})
         dto.pop("CustomerNo", None)
         self.next_sales_order_no += 1
@@ -729,7 +758,7 @@ class Store:
             raise ApiError(400, SALES_ORDER_TITLE, "DeliveryType PdfByEmail needs an e-mail address: none is given and "
                                                    "the customer has none.")
         now = self.clock.now()
-        invoice = self.render_order_complete(record)
+        invoice = self.render_order_complete(record, show_inherited=True)  # an invoice has real values
         invoice.update({"InvoiceNo": self.next_invoice_no, "SentDateTimeOffset": now,
                         "DueDate": data.get("OverrideDueDate"), "VoucherDate": data.get("VoucherDate") or now[:10],
                         "InvoiceDeliveryType": customer.get("InvoiceDeliveryType", "PdfByEmail")})

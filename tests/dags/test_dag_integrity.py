@@ -60,3 +60,11 @@ def test_parsing_the_dags_opens_no_network_connection(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     assert DagBag(dag_folder=str(ROOT / "dags")).import_errors == {}
+
+
+@pytest.mark.parametrize("dag_id", ["sync_customers_company", "sync_customers_person", "sync_salesorders_invoices"])
+def test_only_the_task_after_report_emits_the_flows_asset(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    emitting = {t.task_id: [getattr(o, "uri", None) for o in t.outlets] for t in dag.tasks if t.outlets}
+    assert emitting == {"announce_links": [f"pogo-invoiced-sync://links/{dag_id.removeprefix('sync_')}"]}
+    assert dag.get_task("announce_links").upstream_task_ids == {"report"}

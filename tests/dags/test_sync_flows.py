@@ -138,15 +138,16 @@ def test_an_order_whose_customer_is_not_linked_waits_with_the_reason_then_syncs(
 def test_a_record_the_other_side_rejects_gets_the_reason_the_rest_syncs_and_the_next_run_retries(stack):
     stack.sandboxes.invoiced.seed(companies=2)
     bad = stack.invoiced.create("/customers", {"name": "Ugyldig Land AS", "country": "NO"})
-    # The PowerOffice Go side refuses this address: ZipCode is required with a MailAddress.
-    stack.invoiced.update(f"/customers/{bad['id']}", {"type": "person", "name": "Kari Nordmann", "city": "Oslo"})
+    # The PowerOffice Go side refuses this address: an address line holds at most 200 characters there.
+    stack.invoiced.update(f"/customers/{bad['id']}", {"type": "person", "name": "Kari Nordmann", "city": "Oslo",
+                                                      "postal_code": "0150", "address1": "Lang gate " + "x" * 200})
     stack.run("customers_company")
     stack.run("customers_person")
     failures = stack.sql("SELECT invoiced_id, reason FROM {s}.v_failures")
     assert [f[0] for f in failures] == [str(bad["id"])]
-    assert "ZipCode" in failures[0][1]
+    assert "AddressLine1" in failures[0][1]
     assert len(stack.records("poweroffice_go", "customers")) == 2
-    stack.invoiced.update(f"/customers/{bad['id']}", {"postal_code": "0150"})
+    stack.invoiced.update(f"/customers/{bad['id']}", {"address1": "Lang gate 1"})
     stack.run("customers_person")
     assert len(stack.records("poweroffice_go", "customers")) == 3
 

@@ -59,7 +59,8 @@ def test_a_restart_with_a_state_file_keeps_records_ids_tokens_settings_and_idemp
     assert _invoiced_create(persistent, "Before Restart AS", "restart-key-1")["id"] == first["id"]
     assert _invoiced_create(persistent, "After Restart AS", "restart-key-2")["id"] > first["id"]
     assert len(persistent.invoiced.records("customers")) == len(before_inv["customers"]) + 1
-    assert persistent.pogo.configure() == {"token_ttl_seconds": 600, "rate_limit_per_second": 10}
+    assert persistent.pogo.configure() == {"token_ttl_seconds": 600, "rate_limit_per_second": 10,
+                                           "invalid_privileges": []}
 
 
 def test_a_restart_without_a_state_file_starts_empty(tmp_path):

@@ -160,7 +160,7 @@ class LinkStore:
     # -- map ----------------------------------------------------------------------------------------------
 
     def merge_records(self, flow: str, system: str, run_id: str, rows: list[dict]) -> int:
-        """Upsert mirror rows; a row whose fingerprint changed becomes dirty. Returns how many changed."""
+        """Upsert mirror rows; a row of the flow whose fingerprint changed becomes dirty. Returns how many did."""
         if not rows:
             return 0
         with self.transaction() as cur:
@@ -179,9 +179,10 @@ class LinkStore:
                 "ON CONFLICT (flow, system, record_id) DO UPDATE SET vals = EXCLUDED.vals, meta = EXCLUDED.meta, "
                 "routed = EXCLUDED.routed, external_ref = EXCLUDED.external_ref, changed_at = EXCLUDED.changed_at, "
                 "fingerprint = EXCLUDED.fingerprint, dirty = EXCLUDED.dirty, seen_run = EXCLUDED.seen_run "
-                "WHERE r.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint", column=f"{system}_id"),
+                "WHERE r.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint RETURNING r.dirty", column=f"{system}_id"),
                 {"flow": flow, "system": system, "run": run_id})
-            changed = cur.rowcount
+            # Changed records of this flow (routed or linked): another flow's records listed alongside do not count.
+            changed = sum(1 for (dirty,) in cur.fetchall() if dirty)
             cur.execute(self.q("UPDATE {s}.records r SET seen_run = %s FROM incoming_records i "
                                "WHERE r.flow = %s AND r.system = %s AND r.record_id = i.record_id "
                                "AND r.seen_run IS DISTINCT FROM %s"), (run_id, flow, system, run_id))
@@ -295,6 +296,25 @@ class LinkStore:
                     "invoiced": None if row[11] is None else dict(zip(side, row[11:18])),
                 }
 
+    def unexplained_out_of_flow(self, flow: str, run_id: str) -> list[tuple[str, str]]:
+        """(system, id) of records listed this run that ``flow`` does not route, have no link and no ``skip`` row yet."""
+        with self.transaction() as cur:
+            cur.execute(self.q(
+                "SELECT DISTINCT r.system, r.record_id FROM {s}.staging st JOIN {s}.records r ON r.flow = st.flow "
+                "AND r.system = st.system AND r.record_id = st.record_id WHERE st.flow = %(flow)s AND st.run_id = %(run)s "
+                "AND NOT r.routed AND NOT EXISTS (SELECT 1 FROM {s}.links l WHERE l.flow = r.flow AND "
+                "(CASE WHEN r.system = 'poweroffice_go' THEN l.poweroffice_go_id ELSE l.invoiced_id END) = r.record_id) "
+                "ORDER BY 1, 2"), {"flow": flow, "run": run_id})
+            candidates = cur.fetchall()
+            if not candidates:
+                return []
+            cur.execute(self.q(
+                "SELECT DISTINCT CASE WHEN poweroffice_go_id IS NOT NULL THEN 'poweroffice_go' ELSE 'invoiced' END, "
+                "coalesce(poweroffice_go_id, invoiced_id) FROM {s}.sync_log WHERE flow = %s AND operation = 'skip' "
+                "AND coalesce(poweroffice_go_id, invoiced_id) = ANY(%s)"), (flow, [c[1] for c in candidates]))
+            done = set(cur.fetchall())
+        return [c for c in candidates if c not in done]
+
     def linked_ids(self, flows: Iterable[str], system: str, ids: Iterable[str]) -> dict[str, str]:
         """Map ``system`` ids to their counterparts through the links of ``flows`` (reference resolution)."""
         ids = list({i for i in ids if i is not None})
@@ -361,7 +381,11 @@ class LinkStore:
             return [dict(zip(cols, row)) for row in cur.fetchall()]
 
     def begin_creates(self, flow: str, run_id: str, intents: list[dict]) -> dict[str, dict]:
-        """Record create intents; return the intents that already existed (an earlier attempt may have created)."""
+        """Record create intents; return the intents that already existed (an earlier attempt may have created).
+
+        Each intent carries the idempotency key of the attempt about to be made; an existing intent takes the new
+        attempt's key (its ``created_at`` stays: it bounds the look-up of what the earlier attempt may have created).
+        """
         with self.transaction() as cur:
             cur.execute(self.q("SELECT origin_id, idempotency_key, run_id, created_at FROM {s}.pending_creates "
                                "WHERE flow = %s AND origin_system = %s AND origin_id = ANY(%s)"),
@@ -372,6 +396,11 @@ class LinkStore:
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"),
                 [(flow, i["origin_system"], i["origin_id"], i["target_system"], i["idempotency_key"], run_id)
                  for i in intents if i["origin_id"] not in existing])
+            cur.executemany(self.q(
+                "UPDATE {s}.pending_creates SET idempotency_key = %s, run_id = %s "
+                "WHERE flow = %s AND origin_system = %s AND origin_id = %s"),
+                [(i["idempotency_key"], run_id, flow, i["origin_system"], i["origin_id"])
+                 for i in intents if i["origin_id"] in existing])
         return existing
 
     def count_links(self, flow: str) -> int:
@@ -436,6 +465,13 @@ class LinkStore:
                                "AND record_id = ANY(%s)"), (flow, system, ids))
             return dict(cur.fetchall())
 
+    def record_state(self, flow: str, system: str, ids: list[str]) -> dict[str, dict]:
+        """The writer's facts (``meta``) and the canonical values (``vals``) of mirrored records."""
+        with self.transaction() as cur:
+            cur.execute(self.q("SELECT record_id, meta, vals FROM {s}.records WHERE flow = %s AND system = %s "
+                               "AND record_id = ANY(%s)"), (flow, system, ids))
+            return {r[0]: {"meta": r[1] or {}, "vals": r[2] or {}} for r in cur.fetchall()}
+
     def set_changed(self, flow: str, run_id: str, system: str, changed: int) -> None:
         """Remember how many extracted rows the map step found changed."""
         with self.transaction() as cur:
@@ -457,6 +493,28 @@ class LinkStore:
             cur.execute(self.q("SELECT direction, operation, outcome, count(*) FROM {s}.sync_log "
                                "WHERE flow = %s AND run_id = %s GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"), (flow, run_id))
             return cur.fetchall()
+
+    def listed_in_flow(self, flow: str, run_id: str, system: str) -> int:
+        """How many distinct records of ``flow`` (routed, or linked) this run's listing of ``system`` showed."""
+        column = "poweroffice_go_id" if system == "poweroffice_go" else "invoiced_id"
+        with self.transaction() as cur:
+            cur.execute(self.q(
+                "SELECT count(DISTINCT st.record_id) FROM {s}.staging st JOIN {s}.records r ON r.flow = st.flow "
+                "AND r.system = st.system AND r.record_id = st.record_id WHERE st.flow = %(flow)s AND st.run_id = %(run)s "
+                "AND st.system = %(system)s AND (r.routed OR EXISTS (SELECT 1 FROM {s}.links l WHERE l.flow = r.flow "
+                "AND l.{column} = r.record_id))", column=column), {"flow": flow, "run": run_id, "system": system})
+            return cur.fetchone()[0]
+
+    def run_examples(self, flow: str, run_id: str, per_outcome: int) -> list[dict]:
+        """The first ``per_outcome`` sync-log rows of this run for each operation and outcome, oldest first."""
+        cols = ("operation", "outcome", "direction", "poweroffice_go_id", "invoiced_id", "reason", "before", "after")
+        with self.transaction() as cur:
+            cur.execute(self.q(
+                "SELECT operation, outcome, direction, poweroffice_go_id, invoiced_id, reason, before, after FROM ("
+                "SELECT *, row_number() OVER (PARTITION BY operation, outcome ORDER BY id) AS n FROM {s}.sync_log "
+                "WHERE flow = %s AND run_id = %s) x WHERE n <= %s ORDER BY operation, outcome, id"),
+                (flow, run_id, per_outcome))
+            return [dict(zip(cols, row)) for row in cur.fetchall()]
 
     def drop_staging(self, flow: str, run_id: str) -> None:
         """Free the run's staged payloads once the run is done, and those of runs abandoned a day ago or more."""

@@ -89,6 +89,7 @@ class Field:
     transform: str | None = None
     reference_flows: tuple[str, ...] = ()
     immutable_on: tuple[str, ...] = ()
+    only_with: tuple[str, ...] = ()  # the value counts only when one of these fields has one (else: a default)
 
     def read(self, system: str, record: dict) -> str | None:
         """Canonical value of this field on ``system``'s ``record``."""
@@ -173,8 +174,16 @@ class Mapping:
         return next(f for f in self.fields if f.name == name)
 
     def read(self, system: str, record: dict) -> dict[str, str | None]:
-        """All canonical values of ``record`` on ``system``."""
-        return {f.name: f.read(system, record) for f in self.fields}
+        """All canonical values of ``record`` on ``system``.
+
+        A field with ``only_with`` reads as None when none of those fields has a value: a country filled in by the
+        system's default with no other address part is not an address.
+        """
+        vals = {f.name: f.read(system, record) for f in self.fields}
+        for f in self.fields:
+            if f.only_with and all(vals[n] is None for n in f.only_with):
+                vals[f.name] = None
+        return vals
 
     def write(self, system: str, values: dict[str, str | None]) -> dict[str, Any]:
         """Dotted-path assignments for the given canonical values on ``system``."""
@@ -204,7 +213,8 @@ class Mapping:
                 if transform not in (None, "code"):
                     raise MappingError(f"unknown transform {transform!r} on field {spec['name']}")
                 fields.append(Field(spec["name"], {s: SideField.parse(spec[s]) for s in SYSTEMS}, transform,
-                                    reference, tuple(spec.get("immutable_on") or ())))
+                                    reference, tuple(spec.get("immutable_on") or ()),
+                                    tuple(spec.get("only_with") or ())))
             unknown = set(data.get("create") or ()) - set(DIRECTIONS)
             if unknown:
                 raise MappingError(f"unknown create directions: {sorted(unknown)}")
@@ -216,6 +226,9 @@ class Mapping:
             names = [f.name for f in fields]
             if len(set(names)) != len(names):
                 raise MappingError("field names must be unique")
+            for f in fields:
+                if set(f.only_with) - set(names) or f.name in f.only_with:
+                    raise MappingError(f"only_with of field {f.name} must name other mapped fields")
             if set(data.get("match_on") or ()) - set(names):
                 raise MappingError("match_on names fields that are not mapped")
             return cls(

@@ -60,59 +60,94 @@ def reconcile(store: LinkStore, mapping: Mapping, run_id: str, sibling_flows: tu
                 _reconcile_pair(mapping, row, refs, plan)
         _reconcile_unlinked(store, mapping, [r for r in rows if r["link"] is None], refs, plan, sibling_flows)
         decisions.resolution_items(mapping, rows, plan)
+        if not sibling_flows:
+            # No other flow takes what this one does not route (a voided invoice): say once why it is not synced.
+            for system, rid in store.unexplained_out_of_flow(mapping.flow, run_id):
+                plan.note("skip", "reported", f"{system} record {rid} is not synchronised: it does not belong to flow "
+                          f"{mapping.flow} (route: {mapping.sides[system].route}) and no other flow takes it",
+                          rid if system == POGO else None, rid if system == INVOICED else None)
+        # Computed before anything is written: a failing report must not leave the run's records settled.
+        drift_log, drift = _drift_report(store, mapping) if full_refresh else ([], None)
         if not allow_mass_changes:
-            _check_guard(store, mapping, run_id, plan)
+            _check_guard(store, mapping, run_id, plan, dry_run)
         store.replace_plan(mapping.flow, run_id, plan.items, plan.settled, plan.log)
-        drift = _drift_report(store, mapping, run_id) if full_refresh else None
+        if drift_log:
+            store.log(mapping.flow, run_id, drift_log)
         local = store.plan_items(mapping.flow, run_id, None)
         if dry_run:
-            store.log(mapping.flow, run_id, [_planned(it) for it in local])
+            # The creates and updates are logged as planned by each target's upsert; the conflicts they settle here.
+            store.log(mapping.flow, run_id, [_planned(it) for it in local] + _planned_conflicts(plan.items))
             store.mark_planned(mapping.flow, run_id, None)
         else:
             _apply_link_store_items(store, mapping, run_id, local, plan.settled)
     return {"dirty": len(rows), **dict(plan.counts), **({"drift": drift} if drift else {})}
 
 
-def _check_guard(store: LinkStore, mapping: Mapping, run_id: str, plan: _Plan) -> None:
-    links = store.count_links(mapping.flow)
-    for target in SYSTEMS:
-        updates = plan.counts.get(f"update:{target}", 0)
-        if mapping.guard.tripped(updates, links):
-            message = (f"change guard: this run would update {updates} of {links} linked records in {target} "
-                       f"(limits: {mapping.guard.max_updates} records, or {mapping.guard.max_fraction:.0%} of the links "
-                       f"above {mapping.guard.min_updates}). Nothing was written. If an API answered with wrong or "
-                       "partial data, wait for it to recover; if the changes are real, trigger a run with "
-                       "allow_mass_changes=true.")
-            store.log(mapping.flow, run_id, [{"operation": "guard", "outcome": "failed", "reason": message,
-                                              "direction": DIRECTION[target]}])
-            # What this run read must not stay behind as pending changes: the next run reads it again.
-            store.rewind_cursors(mapping.flow, run_id)
-            raise ChangeGuardTripped(message)
+def _check_guard(store: LinkStore, mapping: Mapping, run_id: str, plan: _Plan, dry_run: bool = False) -> None:
+    """Stop the run when the plan changes too many linked pairs, counted over the whole run (both targets).
+
+    A dry run is not stopped (it writes nothing, and its plan is what a person wants to see): it logs that a real
+    run would stop here.
+    """
+    updates = [it for it in plan.items if it["action"] == "update"]
+    # A pair updated on both sides is one changed link; pairs linked in this run count among the links.
+    changed = len({it["poweroffice_go_id"] for it in updates})
+    links = store.count_links(mapping.flow) + sum(it["action"] == "link" for it in plan.items)
+    if not mapping.guard.tripped(changed, links):
+        return
+    per_target = Counter(it["target"] for it in updates)
+    per_field = Counter(name for it in updates for name in it["changes"])
+    message = (f"change guard: this run would update {changed} of {links} linked records "
+               f"({per_target.get(INVOICED, 0)} in {INVOICED}, {per_target.get(POGO, 0)} in {POGO}; fields: "
+               f"{', '.join(f'{n} {c}' for n, c in per_field.most_common())}) (limits: {mapping.guard.max_updates} "
+               f"records, or {mapping.guard.max_fraction:.0%} of the links above {mapping.guard.min_updates}). "
+               "Nothing was written. If an API answered with wrong or partial data, wait for it to recover; if the "
+               "changes are real (a mass edit, or a field added to the mapping being filled in), trigger a run with "
+               "allow_mass_changes=true.")
+    if dry_run:
+        store.log(mapping.flow, run_id, [{"operation": "guard", "outcome": "planned",
+                                          "reason": f"dry run; a real run would stop here: {message}"}])
+        return
+    store.log(mapping.flow, run_id, [{"operation": "guard", "outcome": "failed", "reason": message}])
+    # What this run read must not stay behind as pending changes: the next run reads it again.
+    store.rewind_cursors(mapping.flow, run_id)
+    raise ChangeGuardTripped(message)
 
 
-def _drift_report(store: LinkStore, mapping: Mapping, run_id: str) -> dict:
-    """Compare every linked pair field by field (pandas) and list the records that exist on one side only."""
+def _drift_report(store: LinkStore, mapping: Mapping) -> tuple[list[dict], dict]:
+    """Compare every linked pair field by field (pandas) and list the records that exist on one side only.
+
+    Returns the sync-log entries and the counts; writes nothing, so a failure here leaves the run untouched.
+    """
     columns = [f.name for f in mapping.fields]
     pairs = list(store.linked_pairs(mapping.flow))
     refs = _References(store, mapping, [{POGO: None, INVOICED: {"vals": i}} for _, _, _, i in pairs])
-    pogo = pd.DataFrame([p for _, _, p, _ in pairs], columns=columns)
-    inv = pd.DataFrame([refs.canonical(INVOICED, i) for _, _, _, i in pairs], columns=columns)
-    differs = pogo.ne(inv) & ~(pogo.isna() & inv.isna())
+    # object dtype keeps the values as they are (pandas 3 would infer its str dtype, whose gaps are NaN); a field
+    # missing from a record mirrored before it was mapped still reads as a gap.
+    pogo = pd.DataFrame([p for _, _, p, _ in pairs], columns=columns, dtype=object)
+    inv = pd.DataFrame([refs.canonical(INVOICED, i) for _, _, _, i in pairs], columns=columns, dtype=object)
+    gap_p, gap_i = pogo.isna(), inv.isna()
+    differs = (pogo.ne(inv) & ~(gap_p & gap_i)) | (gap_p ^ gap_i)
     log = []
     for row in differs.index[differs.any(axis=1)]:
         fields = [c for c in columns if differs.at[row, c]]
         pogo_id, inv_id = pairs[row][0], pairs[row][1]
         log.append({"operation": "drift", "outcome": "reported", "poweroffice_go_id": pogo_id, "invoiced_id": inv_id,
                     "reason": f"fields differ: {', '.join(fields)}",
-                    "before": {c: pogo.at[row, c] for c in fields}, "after": {c: inv.at[row, c] for c in fields}})
+                    "before": {c: _json_value(pogo.at[row, c]) for c in fields},
+                    "after": {c: _json_value(inv.at[row, c]) for c in fields}})
     only = store.unlinked_records(mapping.flow)
     for system, record_id in only:
         log.append({"operation": "drift", "outcome": "reported", f"{system}_id": record_id,
                     "reason": f"only in {system}"})
-    store.log(mapping.flow, run_id, log)
-    return {"only_in_poweroffice_go": sum(s == POGO for s, _ in only),
-            "only_in_invoiced": sum(s == INVOICED for s, _ in only),
-            "pairs_differing": int(differs.any(axis=1).sum()), "pairs_compared": len(pairs)}
+    return log, {"only_in_poweroffice_go": sum(s == POGO for s, _ in only),
+                 "only_in_invoiced": sum(s == INVOICED for s, _ in only),
+                 "pairs_differing": int(differs.any(axis=1).sum()), "pairs_compared": len(pairs)}
+
+
+def _json_value(value: Any) -> Any:
+    """A value fit for JSON: pandas' gaps (NaN, NA, None) as None."""
+    return None if value is None or (not isinstance(value, (str, dict, list)) and pd.isna(value)) else value
 
 
 class _References:
@@ -185,7 +220,12 @@ def _reconcile_pair(mapping: Mapping, row: dict, refs: _References, plan: _Plan)
                 new_base[name] = a
             continue
         has_base = name in base
-        p_changed, i_changed = (not has_base or a != base[name]), (not has_base or b != base[name])
+        if has_base:
+            p_changed, i_changed = a != base[name], b != base[name]
+        else:
+            # MAPPING.md, decision 11: no merge base (a field new to the mapping, a pair just linked): an empty value
+            # never overwrites a real one; two real values that differ are a conflict.
+            p_changed, i_changed = a is not None, b is not None
         if p_changed and not i_changed:
             writes[INVOICED][name] = a
         elif i_changed and not p_changed:
@@ -195,7 +235,8 @@ def _reconcile_pair(mapping: Mapping, row: dict, refs: _References, plan: _Plan)
             value, lost = (a, b) if winner == POGO else (b, a)
             writes[other(winner)][name] = value
             conflicts.append({"field": name, "winner": winner, "value": value, "losing_value": lost,
-                              "reason": "both sides changed since the last sync" if has_base else "no merge base yet"})
+                              "reason": "both sides changed since the last sync" if has_base else
+                              "no merge base yet and both sides hold a value"})
     waiting = False
     for target in (INVOICED, POGO):
         changes = writes[target]
@@ -309,6 +350,15 @@ def _planned(item: dict) -> dict:
     return {"operation": item["action"], "outcome": "planned", "direction": DIRECTION.get(item["target"]),
             "poweroffice_go_id": item["poweroffice_go_id"], "invoiced_id": item["invoiced_id"],
             "reason": "dry run", "before": (item.get("detail") or {}).get("before"), "after": item["changes"] or item["base"]}
+
+
+def _planned_conflicts(items: list[dict]) -> list[dict]:
+    """Dry run: the conflicts the plan's updates would settle, with the losing and the winning value."""
+    return [{"operation": "conflict", "outcome": "planned", "direction": DIRECTION[it["target"]],
+             "poweroffice_go_id": it["poweroffice_go_id"], "invoiced_id": it["invoiced_id"],
+             "reason": f"{c['field']}: {c['reason']}; {c['winner']} wins",
+             "before": {c["field"]: c["losing_value"]}, "after": {c["field"]: c["value"]}}
+            for it in items if it["action"] == "update" for c in (it.get("detail") or {}).get("conflicts", [])]
 
 
 def _apply_link_store_items(store: LinkStore, mapping: Mapping, run_id: str, items: list[dict],

@@ -57,6 +57,14 @@ class Entity:
     def external_ref(self, raw: dict) -> str | None:
         raise NotImplementedError
 
+    def split_writable(self, assignments: dict, current: dict | None) -> tuple[dict, dict, str | None]:
+        """Split a write into what the API can hold and what is left out, with the reason for the sync log (None:
+        left out silently, e.g. a default the API fills in on a create).
+
+        ``current`` holds the target record's present values by native path (None on a create).
+        """
+        return assignments, {}, None
+
     def meta(self, raw: dict, paths: list[str]) -> dict:
         """Facts the writer needs later: which parent objects of mapped paths are null on the record."""
         parents = sorted({p.split(".")[0] for p in paths if "." in p})
@@ -123,6 +131,27 @@ class PowerOfficeGoCustomers(PowerOfficeGoEntity):
     list_path = "/Customers"
     create_path = "/Customers"
     ref_prefix = "invoiced-customer-"
+    ADDRESS = "MailAddress."
+    ADDRESS_REQUIRED = ("City", "ZipCode")  # a posted MailAddress must have both (reference, ContactAddressPostDto)
+
+    def split_writable(self, assignments: dict, current: dict | None) -> tuple[dict, dict, str | None]:
+        """Leave out an address PowerOffice Go cannot hold: one with some part but no City or no ZipCode."""
+        address = {k: v for k, v in assignments.items() if k.startswith(self.ADDRESS)}
+        if not address:
+            return assignments, {}, None
+        result = {k: v for k, v in (current or {}).items() if k.startswith(self.ADDRESS)}
+        result.update(address)
+        if not any(v not in (None, "") for v in result.values()):
+            return assignments, {}, None  # no address at all (or one being cleared): nothing to refuse
+        missing = [m for m in self.ADDRESS_REQUIRED if result.get(self.ADDRESS + m) in (None, "")]
+        if not missing:
+            return assignments, {}, None
+        kept = {k: v for k, v in assignments.items() if k not in address}
+        given = ", ".join(f"{k[len(self.ADDRESS):]}={v!r}" for k, v in result.items() if v not in (None, ""))
+        reason = (f"address left out of the PowerOffice Go write: PowerOffice Go takes a MailAddress only with City "
+                  f"and ZipCode, and this one has no {' and no '.join(missing)} ({given}); the rest was written. "
+                  f"Add the missing part(s) on the other side to send the address.")
+        return kept, address, reason
 
     def find_created(self, hook, origin_id: str, intent: dict) -> dict | None:
         """The customer an earlier attempt created for ``origin_id``, found by its unique reference."""
@@ -154,15 +183,38 @@ class PowerOfficeGoSalesOrders(PowerOfficeGoEntity):
     def changed_at(self, raw: dict) -> dt.datetime | None:
         return parse_time(raw.get("LastChangedDateTimeOffset"))
 
+    # Null on an order means "inherited from the customer (or the client)": only showInherited=true shows the
+    # values the order really has. Every read of orders asks for them (reference: sales orders, showInherited).
+    SHOW_INHERITED = {"showInherited": True}
+
     def create_body(self, assignments: dict, defaults: dict, origin_id: str) -> dict:
         body = super().create_body(assignments, defaults, origin_id)
         body.setdefault("SalesOrderLines", [])
         return body
 
+    def create(self, hook, assignments: dict, defaults: dict, origin_id: str, idempotency_key: str) -> dict:
+        return self._effective(hook, super().create(hook, assignments, defaults, origin_id, idempotency_key))
+
+    def update(self, hook, record_id: str, assignments: dict, meta: dict) -> dict:
+        return self._effective(hook, super().update(hook, record_id, assignments, meta))
+
+    def get(self, hook, record_id: str) -> dict | None:
+        return hook.get(f"{self.list_path}/{record_id}", self.SHOW_INHERITED)
+
+    def _effective(self, hook, answer: dict | None) -> dict | None:
+        """A write's answer shows inherited members as null: read the order back with its effective values when
+        one we read is null (the currency; the reference person only stands in for a missing customer)."""
+        if not isinstance(answer, dict) or not answer.get("Id"):
+            return answer
+        if answer.get("CurrencyCode") is None or (answer.get("CustomerId") is None
+                                                  and answer.get("CustomerReferenceContactPersonId") is None):
+            return self.get(hook, str(answer["Id"])) or answer
+        return answer
+
     def find_created(self, hook, origin_id: str, intent: dict) -> dict | None:
         """The order an earlier attempt created, among orders changed since the intent (no reference filter exists)."""
         since = intent["created_at"] - dt.timedelta(minutes=10)
-        for page in hook.iter_changed(self.list_path, since):
+        for page in hook.iter_changed(self.list_path, since, self.SHOW_INHERITED):
             for raw in page:
                 if raw.get("ExternalImportReference") == f"{self.ref_prefix}{origin_id}":
                     return raw
@@ -215,6 +267,20 @@ class InvoicedCustomers(InvoicedEntity):
 
 class InvoicedInvoices(InvoicedEntity):
     list_path = "/invoices"
+    DEFAULTED = ("currency",)  # Invoiced fills it in (the customer's, else the account's): null is never a value
+
+    def split_writable(self, assignments: dict, current: dict | None) -> tuple[dict, dict, str | None]:
+        """Never send ``currency: null``: an order that shows none has an inherited one we could not read."""
+        nulls = {k: v for k, v in assignments.items() if k in self.DEFAULTED and v is None}
+        if not nulls:
+            return assignments, {}, None
+        kept = {k: v for k, v in assignments.items() if k not in nulls}
+        if current is None:
+            # On a create it is simply not sent: Invoiced takes the customer's, else the account's.
+            return kept, nulls, None
+        return kept, nulls, (f"{', '.join(nulls)} left out of the Invoiced write: PowerOffice Go shows none (an "
+                             "inherited value it did not resolve), and Invoiced would put its own default in; "
+                             "Invoiced keeps its value")
 
 
 ENTITIES = {

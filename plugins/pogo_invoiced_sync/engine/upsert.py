@@ -1,6 +1,8 @@
 """The upsert step: carry out the plan against one system, with create intents, in chunks, several calls in flight."""
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +16,20 @@ from pogo_invoiced_sync.engine.systems import entity_for
 CHUNK = 200
 
 
-def _uuid(*parts: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "pogo-invoiced-sync:" + ":".join(parts)))
+def attempt_key(body: dict) -> str:
+    """The idempotency key of one create attempt: a fresh random nonce plus a hash of the body it sends.
+
+    Invoiced replays a key's first answer, errors included, for 24 h: a key reused for a corrected record would
+    get the old refusal back. A key therefore names one attempt of one body; a repeat of that very request (the
+    hook's retry after a lost answer) reuses it, a new attempt never does.
+    """
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"{uuid.uuid4().hex}-{digest}"  # 49 characters: Invoiced takes 6 to 64
+
+
+def left_out_fields(mapping: Mapping, target: str, left_out: dict) -> list[str]:
+    """Canonical names of the fields whose target paths were left out of a write."""
+    return [f.name for f in mapping.fields if set(f.sides[target].paths) & set(left_out)]
 
 
 class RetryableFailures(RuntimeError):
@@ -49,17 +63,20 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
     def run(item: dict) -> tuple[dict, dict | None, str | None, bool]:
         """Returns (item, response record, failure reason, retryable?)."""
         try:
-            assignments = mapping.write(target, item["changes"])
+            if "_write_error" in item:
+                raise item["_write_error"]
+            assignments = item["_write"]
             if item["action"] == "create":
                 origin = item[f"{source}_id"]
                 intent = item.get("_intent")
+                # An earlier attempt may have created it and lost the answer (timeout, crash): look before sending.
                 found = entity.find_created(hook, origin, intent) if intent else None
                 if found is not None:
                     return item, found, None, False
-                # An earlier attempt's key may be bound to a stored failure (Invoiced replays a key's first answer
-                # for 24 h): after the lookup found nothing, a new attempt gets a new key.
-                key = str(uuid.uuid4()) if intent else item["_key"]
-                return item, entity.create(hook, assignments, mapping.sides[target].create_defaults, origin, key), None, False
+                return item, entity.create(hook, assignments, mapping.sides[target].create_defaults, origin,
+                                           item["_key"]), None, False
+            if not assignments:
+                return item, None, None, False  # everything was left out: nothing to send
             meta = item.get("_meta") or {}
             return item, entity.update(hook, item[f"{target}_id"], assignments, meta), None, False
         except PermanentApiError as exc:
@@ -71,13 +88,15 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
         """Re-check links and write create intents for a chunk (before any of its calls); return what to call."""
         creates = [it for it in chunk if it["action"] == "create"]
         if creates:
+            defaults = mapping.sides[target].create_defaults
+            for it in creates:
+                _split(it, None)
+                it["_key"] = attempt_key({"origin": it[f"{source}_id"], "defaults": defaults, "body": it["_write"]})
             already = store.existing_links(flow, source, [it[f"{source}_id"] for it in creates])
             intents = [{"origin_system": source, "origin_id": it[f"{source}_id"], "target_system": target,
-                        "idempotency_key": _uuid(flow, source, it[f"{source}_id"])} for it in creates
-                       if it[f"{source}_id"] not in already]
+                        "idempotency_key": it["_key"]} for it in creates if it[f"{source}_id"] not in already]
             existing = store.begin_creates(flow, run_id, intents) if intents else {}
             for it in creates:
-                it["_key"] = _uuid(flow, source, it[f"{source}_id"])
                 it["_intent"] = existing.get(it[f"{source}_id"])
             skipped = [it for it in creates if it[f"{source}_id"] in already]
             chunk = [it for it in chunk if it not in skipped]
@@ -87,10 +106,22 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
                 counts["already_linked"] += len(skipped)
         updates = [it for it in chunk if it["action"] == "update"]
         if updates:
-            metas = store.record_meta(flow, target, [it[f"{target}_id"] for it in updates])
+            states = store.record_state(flow, target, [it[f"{target}_id"] for it in updates])
             for it in updates:
-                it["_meta"] = metas.get(it[f"{target}_id"], {})
+                state = states.get(it[f"{target}_id"]) or {}
+                it["_meta"] = state.get("meta") or {}
+                _split(it, state.get("vals") or {})
         return chunk
+
+    def _split(item: dict, current_vals: dict | None) -> None:
+        """What of the item's changes the target can hold (``_write``), and what is left out, and why."""
+        try:
+            current = mapping.write(target, current_vals) if current_vals is not None else None
+            item["_write"], item["_left_out"], item["_left_reason"] = entity.split_writable(
+                mapping.write(target, item["changes"]), current)
+        except (ValueError, TypeError, AttributeError) as exc:  # a value the mapping cannot write: this item fails
+            item["_write"], item["_left_out"], item["_left_reason"] = {}, {}, None
+            item["_write_error"] = PermanentApiError(target, None, f"cannot write the values: {exc}")
 
     # One pool for the whole plan, and chunk k+1 already in flight while chunk k's outcomes are written:
     # the API never waits for the link store.
@@ -123,6 +154,26 @@ def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str
     for item, response, reason, is_retryable in results:
         direction = DIRECTION[target]
         pogo_id, inv_id = item["poweroffice_go_id"], item["invoiced_id"]
+        left = left_out_fields(mapping, target, item.get("_left_out") or {})
+        written = {k: v for k, v in item["changes"].items() if k not in left}
+
+        def report_left_out(pogo_id, inv_id, item=item, left=left, direction=direction) -> None:
+            if left and item.get("_left_reason"):
+                counts["left_out"] += 1
+                log.append({"operation": "report", "outcome": "reported", "reason": item["_left_reason"],
+                            "direction": direction, "poweroffice_go_id": pogo_id, "invoiced_id": inv_id,
+                            "after": {k: item["changes"].get(k) for k in left}})
+
+        if response is None and reason is None:
+            # Nothing was left to send: the record is settled as it is; the left-out fields keep their base.
+            report_left_out(pogo_id, inv_id)
+            rebase = {k: v for k, v in (item["base"] or {}).items() if k not in left}
+            if rebase:
+                base_updates.append({"poweroffice_go_id": pogo_id, "base": rebase})
+            done.append(item["item"])
+            settled.append((source, item[f"{source}_id"]))
+            counts["unchanged"] += 1
+            continue
         if response is None:
             failed.append(item["item"])
             counts["failed"] += 1
@@ -158,7 +209,13 @@ def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str
             pogo_id = new_id
         else:
             inv_id = new_id
-        base = item["base"] or {}
+        report_left_out(pogo_id, inv_id)
+        base = dict(item["base"] or {})
+        if left and item["action"] == "create":
+            # What was left out is whatever the new record holds: a later change on the origin is sent again.
+            base.update({k: row["vals"].get(k) for k in left})
+        elif left:
+            base = {k: v for k, v in base.items() if k not in left}  # the link keeps its last synced values
         # Our own write must not come back as a change; anything else the answer shows (a concurrent edit) must.
         target_vals = {k: v for k, v in row["vals"].items() if not mapping.field(k).is_reference}
         row["dirty"] = any(base.get(k, v) != v for k, v in target_vals.items() if k in base)
@@ -171,14 +228,15 @@ def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str
             settled.append((source, item[f"{source}_id"]))
             counts["created"] += 1
             log.append({"operation": "create", "outcome": "ok", "direction": direction, "poweroffice_go_id": pogo_id,
-                        "invoiced_id": inv_id, "after": item["changes"]})
+                        "invoiced_id": inv_id, "after": written})
         else:
             base_updates.append({"poweroffice_go_id": pogo_id, "base": base, **stamps})
             settled.append((source, item[f"{source}_id"]))
             counts["updated"] += 1
             detail = item.get("detail") or {}
             log.append({"operation": "update", "outcome": "ok", "direction": direction, "poweroffice_go_id": pogo_id,
-                        "invoiced_id": inv_id, "before": detail.get("before"), "after": item["changes"]})
+                        "invoiced_id": inv_id, "before": {k: v for k, v in (detail.get("before") or {}).items()
+                                                          if k not in left} or None, "after": written})
             for conflict in detail.get("conflicts", []):
                 counts["conflicts"] += 1
                 log.append({"operation": "conflict", "outcome": "ok", "direction": direction,

@@ -9,6 +9,7 @@ from .common import (
     MalformedResponseError,
     NotFoundError,
     PermanentApiError,
+    PermissionDeniedError,
     RetryableApiError,
 )
 from .invoiced import InvoicedHook
@@ -23,6 +24,7 @@ __all__ = [
     "MalformedResponseError",
     "NotFoundError",
     "PermanentApiError",
+    "PermissionDeniedError",
     "PowerOfficeGoHook",
     "RetryableApiError",
 ]

@@ -87,8 +87,12 @@ class ConflictError(PermanentApiError):
     """HTTP 409: e.g. deleting something still in use."""
 
 
+class PermissionDeniedError(PermanentApiError):
+    """HTTP 403: the credentials are valid but lack a privilege or module; a renewed token would not help."""
+
+
 class AuthenticationError(ApiError):
-    """Credentials were refused (401/403, also after one token renewal), or the token request failed."""
+    """Credentials were refused (401, also after one token renewal; 402), or the token request failed."""
 
 
 class MalformedResponseError(ApiError):
@@ -426,6 +430,11 @@ class ApiHook(HttpHook):
         """The API's own human message from an error body."""
         raise NotImplementedError
 
+    def _forbidden_message(self, method: str, path: str, message: str) -> str:
+        """The text of a 403: the API's own words and what the account needs to allow."""
+        return (f"permission denied ({message}): the credentials are valid but not allowed to {method} this "
+                f"endpoint; give the integration the missing permission in {self.system}")
+
     def _default_429_wait(self, body: Any) -> float | None:
         """A wait read from a 429 body when the response has no ``Retry-After``."""
         return None
@@ -551,8 +560,12 @@ class ApiHook(HttpHook):
         message = self._error_message(body, response.text[:300])
         if status == 404 and not_found_ok:
             return None
-        if status in (401, 403) and auth:
+        if status == 401 and auth:
             raise _RenewAuth(status, message)
+        if status == 403:
+            # A missing privilege or module, not a stale token: renewing and repeating cannot help.
+            raise PermissionDeniedError(self.system, status, self._forbidden_message(method, path, message),
+                                        method=method, path=path, body=body)
         if status == 429:
             wait = parse_retry_after(response.headers.get("Retry-After"))
             if wait is None:
@@ -562,7 +575,7 @@ class ApiHook(HttpHook):
             raise _Retry(429, message, wait, body)
         if status in RETRYABLE_STATUSES or status >= 500:
             self._transient_or_ambiguous(status, message, repeatable, method, path, body)
-        error_class = {401: AuthenticationError, 402: AuthenticationError, 403: AuthenticationError,
+        error_class = {401: AuthenticationError, 402: AuthenticationError,
                        404: NotFoundError, 409: ConflictError}.get(status, PermanentApiError)
         raise error_class(self.system, status, message, method=method, path=path, body=body)
 

@@ -40,6 +40,13 @@ from .common import (
 MAX_PAGE_SIZE = 20_000
 CHANGED_SINCE_PARAM = "lastChangedDateTimeOffsetGreaterThan"
 _TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
+# The roles each API area accepts, (read, write), as the reference's operation summaries list them.
+_AREA_ROLES = {
+    "customers": (("Customer", "Customer_Full"), ("Customer_Full",)),
+    "contactpersons": (("ContactPerson", "ContactPerson_Full", "Customer", "Customer_Full"),
+                       ("ContactPerson_Full", "Customer_Full")),
+    "salesorders": (("SalesOrders", "SalesOrders_Full"), ("SalesOrders_Full",)),
+}
 
 
 class _Token:
@@ -208,6 +215,37 @@ class PowerOfficeGoHook(ApiHook):
             if parts:
                 return " - ".join(parts)
         return text.strip()[:200] or "no error body"
+
+    def _forbidden_message(self, method: str, path: str, message: str) -> str:
+        """Name the privileges the call needs and those the client holds but cannot use (no module subscription)."""
+        area = next((p for p in path.split("?")[0].lower().split("/") if p in _AREA_ROLES), None)
+        needs = ""
+        if area:
+            roles = _AREA_ROLES[area][0 if method in ("GET", "HEAD") else 1]
+            needs = f" This call needs the privilege {' or '.join(roles)}."
+        invalid = self._invalid_privileges()
+        if invalid:
+            held = (f" PowerOffice Go reports these privileges as invalid for the client (its module subscription is "
+                    f"missing): {', '.join(invalid)}. Activate the module for the client in PowerOffice Go, or ask "
+                    "the client's administrator to do so.")
+        else:
+            held = (" Grant the integration that privilege in PowerOffice Go (the client's integration settings) "
+                    "and make sure the client subscribes to the module it belongs to.")
+        return f"permission denied (HTTP 403: {message}).{needs}{held}"
+
+    def _invalid_privileges(self) -> list[str]:
+        """``InvalidPrivileges`` of ``/ClientIntegrationInformation`` (needs no privilege); empty when unreadable."""
+        if getattr(self._local, "in_403_lookup", False):
+            return []
+        self._local.in_403_lookup = True
+        try:
+            info = self.request_json("GET", "ClientIntegrationInformation", not_found_ok=True)
+        except Exception:  # noqa: BLE001 - only a better message is at stake
+            return []
+        finally:
+            self._local.in_403_lookup = False
+        invalid = find_key(info, "InvalidPrivileges") if isinstance(info, Mapping) else None
+        return [str(p) for p in invalid] if isinstance(invalid, list) else []
 
     def _default_429_wait(self, body: Any) -> float | None:
         # APIM says "Rate limit is exceeded. Try again in 1 seconds." when it sends no Retry-After

@@ -1,5 +1,6 @@
 """Thin Airflow operators around the sync engine's steps."""
 from pogo_invoiced_sync.operators.sync import (
+    AnnounceLinksOperator,
     ExtractOperator,
     MapOperator,
     ReconcileOperator,
@@ -7,4 +8,4 @@ from pogo_invoiced_sync.operators.sync import (
     UpsertOperator,
 )
 
-__all__ = ["ExtractOperator", "MapOperator", "ReconcileOperator", "ReportOperator", "UpsertOperator"]
+__all__ = ["AnnounceLinksOperator", "ExtractOperator", "MapOperator", "ReconcileOperator", "ReportOperator", "UpsertOperator"]

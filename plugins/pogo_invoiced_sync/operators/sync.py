@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from pogo_invoiced_sync.engine import steps
 from pogo_invoiced_sync.engine.link_store import DEFAULT_SCHEMA, LinkStore
 from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, SYSTEMS, Mapping, load_mapping
+from pogo_invoiced_sync.engine.report import EXAMPLES
 
 API_CONN_IDS = {POGO: "poweroffice_go_default", INVOICED: "invoiced_default"}
 
@@ -173,18 +174,54 @@ class ReportOperator(FlowOperator):
     def run_step(self, context: Any) -> dict:
         store = self.link_store()
         try:
-            summary = steps.summarise(store, self.mapping, context["run_id"])
+            summary = steps.summarise(store, self.mapping, context["run_id"], dry_run=self.param(context, "dry_run"))
         finally:
             store.close()
         self.log.info("Sync summary of %s, run %s:\n%s", self.flow, context["run_id"], format_summary(summary))
         return summary
 
+    def execute(self, context: Any) -> dict:
+        # The summary above is the log; the result (XCom) without the examples stays small.
+        result = self.run_step(context)
+        return {k: v for k, v in result.items() if k != "examples"}
+
+
+class AnnounceLinksOperator(FlowOperator):
+    """Mark the end of a run that may have changed the flow's links, emitting the flow's asset (its ``outlets``).
+
+    Skipped on ``dry_run``: a run that wrote nothing must not start the flows that depend on this one.
+    """
+
+    ui_color = "#f0f0f0"
+
+    def run_step(self, context: Any) -> dict:
+        if self.param(context, "dry_run"):
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException("dry run: nothing was written, so no asset event for dependent flows")
+        return {"flow": self.flow, "announced": [str(getattr(o, "name", o)) for o in self.outlets]}
+
 
 def format_summary(summary: dict) -> str:
-    """A small text table of a run summary."""
-    lines = [f"  extracted: {summary['extracted']}  unchanged: {summary['unchanged']}"]
+    """A small text table of a run summary, then the first records of each outcome with ids, values and reasons."""
+    lines = []
+    if summary.get("dry_run"):
+        lines.append("  DRY RUN: nothing was written to either API; planned_* is what a real run would do")
+    lines.append(f"  extracted: {summary['extracted']}  unchanged: {summary['unchanged']}")
     for direction, counts in sorted(summary["by_direction"].items()):
         lines.append(f"  {direction:<18} " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     if not summary["by_direction"]:
         lines.append("  nothing to do")
+    for kind, rows in sorted((summary.get("examples") or {}).items()):
+        lines.append(f"  {kind} ({'first ' if len(rows) >= EXAMPLES else ''}{len(rows)}):")
+        for row in rows:
+            ids = " ".join(f"{k}={row[k]}" for k in ("poweroffice_go_id", "invoiced_id") if row.get(k))
+            parts = [row.get("direction") or "", ids]
+            if row.get("before") is not None:
+                parts.append(f"before={json.dumps(row['before'], ensure_ascii=False, sort_keys=True)}")
+            if row.get("after") is not None:
+                parts.append(f"after={json.dumps(row['after'], ensure_ascii=False, sort_keys=True)}")
+            if row.get("reason"):
+                parts.append(f"reason: {row['reason']}")
+            lines.append("    " + "  ".join(p for p in parts if p))
     return "\n".join(lines)

@@ -71,10 +71,11 @@ def test_records_can_be_inspected_by_id(sandboxes):
 
 def test_reset_empties_the_store_and_restores_settings(sandboxes):
     sandboxes.pogo.seed(companies=3)
-    sandboxes.pogo.configure(token_ttl_seconds=5, rate_limit_per_second=0)
+    sandboxes.pogo.configure(token_ttl_seconds=5, rate_limit_per_second=0, invalid_privileges=["Customer_Full"])
     sandboxes.pogo.reset()
     assert sandboxes.pogo.records("customers") == []
-    assert sandboxes.pogo.configure() == {"token_ttl_seconds": 1200, "rate_limit_per_second": 10}
+    assert sandboxes.pogo.configure() == {"token_ttl_seconds": 1200, "rate_limit_per_second": 10,
+                                          "invalid_privileges": []}
 
 
 def test_counters_count_write_calls_by_method_and_path(pogo):
@@ -104,3 +105,11 @@ def test_paging_100000_customers_stays_fast(pogo):
     assert total == 100000
     assert json.loads(response.headers["X-Pagination"])["totalPages"] == 20
     assert time.monotonic() - started < 10
+
+
+def test_persons_without_address_are_seeded_with_a_null_mail_address(sandboxes):
+    counts = sandboxes.pogo.seed(persons=1, persons_without_address=2)
+    assert counts["persons"] == 3
+    people = sandboxes.pogo.records("customers")
+    assert [p["MailAddress"] is None for p in people] == [False, True, True]
+    assert all(p["IsPerson"] and p["FirstName"] and p["LastName"] for p in people)

@@ -111,3 +111,14 @@ def test_rate_limit_can_be_configured_off(sandboxes, anonymous):
     sandboxes.pogo.configure(rate_limit_per_second=0)
     statuses = {anonymous.get("/Customers").status_code for _ in range(30)}
     assert statuses == {204}
+
+
+def test_a_call_that_needs_an_invalid_privilege_is_answered_403_and_client_information_names_it(pogo, sandboxes):
+    sandboxes.pogo.configure(invalid_privileges=["Customer_Full"])
+    refused = pogo.post("/Customers", {"Name": "Uten Rettighet AS"})
+    assert refused.status_code == 403
+    assert refused.json()["status"] == 403
+    assert pogo.get("/Customers").status_code in (200, 204)  # reading needs only Customer, still valid
+    info = pogo.get("/ClientIntegrationInformation").json()
+    assert info["InvalidPrivileges"] == ["Customer_Full"]
+    assert "Customer_Full" not in info["ValidPrivileges"]

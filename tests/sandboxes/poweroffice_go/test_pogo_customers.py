@@ -95,8 +95,15 @@ def test_unknown_currency_code_is_refused(pogo):
     assert_invalid(pogo, {"Name": "A AS", "InvoiceDeliveryType": "Print", "CurrencyCode": "KRONER"}, "ISO 4217")
 
 
-def test_pdf_by_email_without_an_email_address_is_refused(pogo):
-    assert_invalid(pogo, {"Name": "A AS"}, "PdfByEmail requires EmailAddress or InvoiceEmailAddress")
+def test_pdf_by_email_set_explicitly_without_an_email_address_is_refused(pogo):
+    assert_invalid(pogo, {"Name": "A AS", "InvoiceDeliveryType": "PdfByEmail"},
+                   "PdfByEmail requires EmailAddress or InvoiceEmailAddress")
+
+
+def test_a_customer_posted_with_only_a_name_is_accepted_and_gets_print_delivery(pogo):
+    response = pogo.post("/Customers", {"Name": "Bare Navn AS"})
+    assert response.status_code == 201, response.text
+    assert response.json()["InvoiceDeliveryType"] == "Print"
 
 
 def test_print_delivery_needs_no_email_address_and_enums_ignore_case(pogo):

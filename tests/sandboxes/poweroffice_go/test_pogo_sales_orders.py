@@ -35,9 +35,40 @@ def test_order_without_lines_is_allowed(pogo):
     assert order["LineCount"] == 0 and order["SalesOrderLines"] == [] and order["TotalAmount"] == 0
 
 
-def test_currency_defaults_to_the_customers_currency(pogo):
+def test_an_order_posted_without_a_currency_inherits_it_null_unless_show_inherited_asks_for_the_customers(pogo):
     customer = pogo.create_customer(CurrencyCode="SEK")
-    assert pogo.create_order(customer["Id"])["CurrencyCode"] == "SEK"
+    order = pogo.create_order(customer["Id"])
+    assert order["CurrencyCode"] is None  # inherited: stored and shown as null
+    assert pogo.get(f"/SalesOrders/{order['Id']}").json()["CurrencyCode"] is None
+    assert pogo.get(f"/SalesOrders/{order['Id']}", showInherited="true").json()["CurrencyCode"] == "SEK"
+    assert pogo.get(f"/SalesOrders/{order['Id']}/Complete", showInherited="true").json()["CurrencyCode"] == "SEK"
+    [listed] = pogo.get("/SalesOrders", showInherited="true").json()
+    assert listed["CurrencyCode"] == "SEK"
+    assert pogo.get("/SalesOrders").json()[0]["CurrencyCode"] is None
+
+
+def test_an_inherited_currency_follows_the_customers_currency(pogo):
+    customer = pogo.create_customer(CurrencyCode="SEK")
+    order = pogo.create_order(customer["Id"])
+    pogo.patch(f"/Customers/{customer['Id']}", [{"op": "replace", "path": "/CurrencyCode", "value": "EUR"}])
+    assert pogo.get(f"/SalesOrders/{order['Id']}", showInherited="true").json()["CurrencyCode"] == "EUR"
+
+
+def test_an_explicit_currency_is_shown_as_it_is_with_or_without_show_inherited(pogo):
+    customer = pogo.create_customer(CurrencyCode="SEK")
+    order = pogo.create_order(customer["Id"], CurrencyCode="dkk")
+    assert order["CurrencyCode"] == "DKK"
+    assert pogo.get(f"/SalesOrders/{order['Id']}", showInherited="true").json()["CurrencyCode"] == "DKK"
+
+
+def test_an_inherited_reference_contact_person_is_the_customers_default_person_with_show_inherited(pogo):
+    customer = pogo.create_customer()
+    person = pogo.post(f"/ContactPersons/{customer['Id']}", {"FirstName": "Kari", "LastName": "Berg",
+                                                           "IsDefault": True}).json()
+    order = pogo.create_order(customer["Id"])
+    assert order["CustomerReferenceContactPersonId"] is None
+    shown = pogo.get(f"/SalesOrders/{order['Id']}", showInherited="true").json()
+    assert shown["CustomerReferenceContactPersonId"] == person["Id"]
 
 
 def test_invalid_order_currency_is_refused(pogo):

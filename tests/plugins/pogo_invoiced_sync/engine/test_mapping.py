@@ -62,3 +62,27 @@ def test_a_voided_invoice_leaves_the_invoice_flow(flows):
     invoices = flows["salesorders_invoices"].sides[INVOICED]
     assert invoices.routes({"status": "draft"})
     assert not invoices.routes({"status": "voided"})
+
+
+def test_a_country_alone_is_a_default_and_reads_as_no_value_on_either_side(flows):
+    person = flows["customers_person"]
+    assert person.read(INVOICED, {"name": "Kari Nordmann", "country": "NO"})["country"] is None
+    assert person.read(POGO, {"MailAddress": {"CountryCode": "NO"}})["country"] is None
+    assert person.read(POGO, {"MailAddress": None})["country"] is None
+
+
+def test_a_country_with_another_address_part_is_read(flows):
+    values = flows["customers_person"].read(INVOICED, {"city": "Oslo", "country": "se"})
+    assert (values["city"], values["country"]) == ("Oslo", "SE")
+
+
+def test_only_with_must_name_other_mapped_fields():
+    data = {"flow": "x", "poweroffice_go": {"entity": "customers"}, "invoiced": {"entity": "customers"},
+            "fields": [{"name": "country", "poweroffice_go": "C", "invoiced": "c", "only_with": ["city"]}]}
+    with pytest.raises(MappingError, match="only_with of field country"):
+        Mapping.from_dict(data)
+
+
+def test_no_customer_mapping_imposes_a_delivery_type_on_records_it_creates(flows):
+    for flow in ("customers_company", "customers_person"):
+        assert set(flows[flow].sides[POGO].create_defaults) == {"IsPerson"}

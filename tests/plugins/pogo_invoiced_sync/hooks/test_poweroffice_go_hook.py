@@ -14,6 +14,7 @@ from pogo_invoiced_sync.hooks import (
     AmbiguousWriteError,
     AuthenticationError,
     PermanentApiError,
+    PermissionDeniedError,
     PowerOfficeGoHook,
     RetryableApiError,
 )
@@ -75,6 +76,18 @@ def test_a_call_still_refused_after_one_renewal_raises_authentication_error(pogo
         pogo.get("Customers/1")
     assert caught.value.status == 401
     assert routes(sandboxes.pogo.counters(), "GET", "/v2/Customers/{id}") == 2
+
+
+def test_a_403_is_a_permanent_error_naming_the_missing_privilege_without_renewing_the_token(pogo, sandboxes):
+    sandboxes.pogo.configure(invalid_privileges=["Customer_Full"])
+    with pytest.raises(PermissionDeniedError) as refused:
+        pogo.create("Customers", new_customer(), retry_unsafe=True)
+    assert isinstance(refused.value, PermanentApiError) and refused.value.status == 403
+    assert "Customer_Full" in str(refused.value) and "module" in str(refused.value)
+    counters = sandboxes.pogo.counters()
+    assert routes(counters, "POST", CUSTOMERS) == 1  # neither repeated nor retried after a new token
+    assert routes(counters, "POST", "/OAuth/Token") == 1
+    assert pogo.stats["auth_renewals"] == 0
 
 
 def test_wrong_client_key_raises_authentication_error_with_the_api_message(pogo_env, sandboxes):
