@@ -45,8 +45,8 @@ logs the plan (outcome `planned`; the `report` log lists it) and writes nothing 
 flow's asset event; `allow_mass_changes` lets one run
 past the change guard, which otherwise stops a run that would update too many linked records at once.
 
-**Where to look**: views `v_failures`, `v_run_changes`, `v_open_conflicts`, `v_waiting` in the
-link-store schema; the `report` task's log.
+**Where to look**: Browse → Sync console (health, records, operator actions); views `v_failures`,
+`v_run_changes`, `v_open_conflicts`, `v_waiting` in the link-store schema; the `report` task's log.
 {extra}
 """
 
