@@ -126,6 +126,10 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
                 state = states.get(it[f"{target}_id"]) or {}
                 it["_meta"] = state.get("meta") or {}
                 _split(it, state.get("vals") or {})
+                # What the target should hold after this write: its last-seen values with our changes applied.
+                it["_expected"] = {**(state.get("vals") or {}),
+                                   **{k: v for k, v in it["changes"].items()
+                                      if k not in left_out_fields(mapping, target, it.get("_left_out") or {})}}
         return chunk
 
     def _split(item: dict, current_vals: dict | None) -> None:
@@ -256,9 +260,11 @@ def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str
             base.update({k: row["vals"].get(k) for k in left})
         elif left:
             base = {k: v for k, v in base.items() if k not in left}  # the link keeps its last synced values
-        # Our own write must not come back as a change; anything else the answer shows (a concurrent edit) must.
+        # Our own write must not come back as a change; anything else the answer shows (a concurrent edit) must,
+        # also in a field we did not write: compare the whole answer with what the record should now hold.
+        expected = item.get("_expected") or base
         target_vals = {k: v for k, v in row["vals"].items() if not mapping.field(k).is_reference}
-        row["dirty"] = any(base.get(k, v) != v for k, v in target_vals.items() if k in base)
+        row["dirty"] = any(expected.get(k, v) != v for k, v in target_vals.items() if k in expected)
         mirror.append(row)
         done.append(item["item"])
         stamps = {f"{target}_changed_at": row["changed_at"]}
