@@ -70,3 +70,15 @@ def test_a_create_default_the_target_refuses_for_every_record_fails_the_upsert_a
     failures = stack.sql("SELECT direction, reason FROM {s}.v_failures")
     assert len(failures) == 4 and {f[0] for f in failures} == {"to_invoiced"}  # each record has its reason
     assert len(stack.records("poweroffice_go", "customers")) == 5  # the other direction went through
+
+
+def test_a_red_run_still_stores_and_prints_its_summary_and_announces_nothing(
+        stack, tmp_path, monkeypatch, capfd):
+    _edit_company_mapping(tmp_path, monkeypatch, "create_defaults: {type: company}", "create_defaults: {type: compnay}")
+    stack.sandboxes.pogo.seed(companies=4)
+    dag_run = stack.run("customers_company", expect="failed")
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    assert (states["report"], states["announce_links"]) == ("success", "upstream_failed")
+    assert "Sync summary of customers_company" in capfd.readouterr().out
+    summary = stack.sql("SELECT summary FROM {s}.runs WHERE run_id = %s", dag_run.run_id)[0][0]
+    assert summary["by_direction"]["to_invoiced"]["rejected"] == 4
