@@ -431,9 +431,11 @@ def _connections() -> int:
             if new.port is None and new.conn_type in ("poweroffice_go", "invoiced", "http"):
                 new.port = 0  # see sandbox_connections: what the Test button needs
             current = session.scalar(select(Connection).filter_by(conn_id=conn_id))
+            # The digest of what this script stored; none for a person's values, so they are never replaced.
+            ours = None if given else _connection_digest(new)
             if current is None:
                 session.add(new)
-                actions[conn_id] = "created"
+                actions[conn_id] = f"set from ${connection_env_var(conn_id)}" if given else "created"
             elif given or _connection_digest(current) == request["stored"].get(conn_id):
                 if _connection_digest(current) == _connection_digest(new):
                     actions[conn_id] = "unchanged"
@@ -441,12 +443,10 @@ def _connections() -> int:
                     for field in ("conn_type", "host", "login", "password", "port", "schema", "extra"):
                         setattr(current, field, getattr(new, field))
                     actions[conn_id] = f"set from ${connection_env_var(conn_id)}" if given else "updated"
-                new = current
             else:
                 actions[conn_id] = "kept (edited since make demo/up stored it)"
-                new = current
-            session.flush()
-            stored[conn_id] = _connection_digest(new)
+                ours = request["stored"].get(conn_id)
+            stored[conn_id] = ours
     print(json.dumps({"actions": actions, "stored": stored}), flush=True)
     return 0
 
