@@ -8,6 +8,9 @@ Running ``demo`` or ``up`` again reuses what exists: the PostgreSQL data, the Ai
 still run. Sandboxes keep their data in memory: when they have to be started afresh they are seeded again and the
 demo link store is emptied, since its links would point at records that no longer exist.
 
+The three connections go into Airflow's metadata database (UI: Admin -> Connections), created when absent and kept
+once a person changed them; ``AIRFLOW_CONN_<ID>`` set for ``demo``/``up`` replaces the stored one (``store_connections``).
+
 The link store goes into database ``sync_demo`` and Airflow's metadata into ``airflow_demo``, on the server of
 ``SYNC_STATE_DSN`` if set, else on an embedded PostgreSQL (PyPI ``pgserver``, Unix socket only) in
 ``.run/postgres``. The machine's own PostgreSQL on 127.0.0.1:5432 is never used implicitly.
@@ -536,6 +539,7 @@ def print_next_steps(link_dsn: str, settings, running: bool) -> None:
         say(f"  Airflow UI     {airflow_url()}  (login admin / admin)")
     else:
         say(f"  Airflow UI     `make up`, then {airflow_url()}  (login admin / admin)")
+    say("  Connections    Admin -> Connections in the UI (edit, Test); kept by the next make up once you change them")
     say("  Run summaries  each run's `report` task log, and the runs table")
     say(f"  Link store     {psql_command(link_dsn)}")
     say(f"                 SELECT flow, run_id, summary FROM {SCHEMA}.runs ORDER BY started_at DESC LIMIT 3;")

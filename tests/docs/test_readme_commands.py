@@ -5,7 +5,9 @@ blocks, and inline code spans starting with a command word). Each fenced shell b
 copy of the checkout after ``make demo`` and ``make up`` (so ``set -a; . .run/airflow.env; set +a`` carries to
 the block's next lines); each inline shell command runs on its own in a shell where ``.run/airflow.env`` is
 sourced and ``.venv/bin`` is on ``PATH``, as the docs say; each SQL statement runs against the demo link store.
-``make demo`` and ``make up`` are run once by the stack fixture, ``make down`` by the last test here.
+``make demo`` and ``make up`` are run once by the stack fixture, ``make down`` by the last test here. Placeholders
+the docs ask the reader to fill in are filled from ``PLACEHOLDERS``; a command that would change the running stack's
+schedule runs as ``RUN_AS`` says (``airflow backfill create ... --dry-run``).
 
 A command that must not run here goes on ``NOT_RUN`` with the reason. A command added to the docs is therefore
 run by the next test run: if it cannot run here, the test fails until it works or is put on the list. An entry
@@ -32,8 +34,6 @@ NOT_RUN = {
     r"make screenshot": "rewrites docs/img/airflow-dags.png after waiting for scheduled runs; its browser login "
                         "is what tests/docs/test_connection_test_button.py does",
     r"make install": "every make target runs it first; the stack fixture's make demo does",
-    r"airflow backfill create .*": "placeholder dates; a backfill on the running stack would queue runs for the "
-                                   "whole range",
     r"AIRFLOW_CONN_\w+='.*<.*": "real credentials (placeholders in angle brackets); make up storing an "
                                 "AIRFLOW_CONN_* is checked by tests/docs/test_connection_test_button.py",
     r"airflow connections delete \w+": "would delete a connection the other checks use; make up creating a missing "
@@ -41,6 +41,15 @@ NOT_RUN = {
 }
 # text in a documented command -> what the check puts there (the doc says what to fill in)
 PLACEHOLDERS = {"/path/to/checkout": lambda stack: str(stack.checkout)}
+# pattern -> how it runs instead: a backfill would queue a run per interval on the running scheduler (minutes of
+# runs), so it runs with --dry-run, which checks the DAG id, the dates and every option against the real CLI;
+# date placeholders (…, <from>) get a fixed day.
+RUN_AS = {
+    r"((?:\.venv/bin/)?airflow backfill create .*)": lambda m: re.sub(
+        r"(--(?:from|to)-date)(?:[ =])(…|<[^>]*>)",
+        lambda d: f"{d.group(1)} " + ("2026-11-01" if "from" in d.group(1) else "2026-11-02"),
+        m.group(1)) + " --dry-run",
+}
 
 
 def _all() -> tuple[list[Block], list[Command]]:
@@ -67,6 +76,10 @@ def not_run_reason(text: str) -> str | None:
 def _filled(stack, text: str) -> str:
     for placeholder, value in PLACEHOLDERS.items():
         text = text.replace(placeholder, value(stack))
+    for pattern, rewrite in RUN_AS.items():
+        match = re.fullmatch(pattern, text)
+        if match:
+            return rewrite(match)
     return text
 
 
@@ -129,6 +142,7 @@ def test_every_entry_of_the_not_run_list_still_matches_a_documented_command() ->
     texts = [c.text for b in BLOCKS for c in b.commands] + [c.text for c in INLINE]
     stale = [p for p in NOT_RUN if not any(re.fullmatch(p, t) for t in texts)]
     stale += [p for p in PLACEHOLDERS if not any(p in t for t in texts)]
+    stale += [p for p in RUN_AS if not any(re.fullmatch(p, t) for t in texts)]
     assert not stale, f"no longer in the docs, remove from the lists: {stale}"
 
 
