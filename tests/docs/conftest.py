@@ -1,4 +1,5 @@
-"""One local stack for the docs checks: ``make demo`` and ``make up`` in a copy of the checkout, ``make down`` at the end.
+"""One local stack for the docs checks: ``make demo`` (then ``make up`` when needed) in a copy of the checkout, ``make down``
+at the end of the session (asserted: a failure there is an error of the last test).
 
 The copy (tracked and untracked-but-not-ignored files, ``.venv`` linked) keeps the developer's own ``.run/`` and
 running stack out of reach; Airflow and the sandboxes get free loopback ports; PostgreSQL is the embedded one in the
@@ -67,11 +68,23 @@ class LocalStack:
             self.results[target] = self.shell(f"make {target}")
         return self.results[target]
 
-    def up(self) -> None:
-        """``make demo`` then ``make up`` (both must succeed): the stack every docs check runs against."""
-        for target in ("demo", "up"):
+    def ensure(self, *targets: str) -> None:
+        """``make <target>`` for each of ``targets`` not run yet; each must succeed."""
+        for target in targets:
             result = self.make(target)
             assert result.returncode == 0, f"make {target} failed:\n{result.stdout[-4000:]}"
+
+    def up(self) -> None:
+        """``make demo`` then ``make up``: Airflow and its scheduler running, for the UI checks."""
+        self.ensure("demo", "up")
+
+    def down(self) -> None:
+        """``make down`` as documented; afterwards nothing of the stack runs."""
+        result = self.make("down", again=True)
+        assert result.returncode == 0, f"make down failed:\n{result.stdout[-3000:]}"
+        run = self.checkout / ".run"
+        assert not list(run.glob("*.pid")), f"make down left PID files: {list(run.glob('*.pid'))}"
+        assert not (run / "postgres" / "postmaster.pid").exists(), "make down left the embedded PostgreSQL running"
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +99,12 @@ def local_stack() -> LocalStack:
     _copy_checkout(checkout)
     stack = LocalStack(checkout)
     try:
-        stack.up()
+        # Only make demo: the README runs `airflow dags test` "after make demo", and next to make up's scheduler
+        # two writers of the same DAG run can deadlock. Checks that need Airflow running call stack.up().
+        stack.ensure("demo")
         yield stack
+        stack.down()  # the documented `make down`, checked here, after every other check
     finally:
-        stack.make("down", again=True)
+        if "down" not in stack.results:
+            stack.make("down", again=True)
         shutil.rmtree(checkout.parent, ignore_errors=True)

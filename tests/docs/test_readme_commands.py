@@ -2,10 +2,11 @@
 
 Which text counts as a command is in ``doc_commands`` (fenced ``bash``/``sh``/``shell``/``console`` and ``sql``
 blocks, and inline code spans starting with a command word). Each fenced shell block runs as one bash script in a
-copy of the checkout after ``make demo`` and ``make up`` (so ``set -a; . .run/airflow.env; set +a`` carries to
+copy of the checkout after ``make demo`` (so ``set -a; . .run/airflow.env; set +a`` carries to
 the block's next lines); each inline shell command runs on its own in a shell where ``.run/airflow.env`` is
 sourced and ``.venv/bin`` is on ``PATH``, as the docs say; each SQL statement runs against the demo link store.
-``make demo`` and ``make up`` are run once by the stack fixture, ``make down`` by the last test here. Placeholders
+``make demo`` runs once (stack fixture), ``make up`` once when its inline mention comes up (so blocks run "after make
+demo" without a scheduler beside them), ``make down`` when the session ends (the fixture asserts it stopped all). Placeholders
 the docs ask the reader to fill in are filled from ``PLACEHOLDERS``; a command that would change the running stack's
 schedule runs as ``RUN_AS`` says (``airflow backfill create ... --dry-run``).
 
@@ -32,12 +33,12 @@ NOT_RUN = {
     r"make bench": "the benchmark: minutes of load, measured by hand (docs/benchmark.md)",
     r"make sandbox": "runs in the foreground until stopped; make demo starts the same sandboxes, checked here",
     r"make screenshot": "rewrites docs/img/airflow-dags.png after waiting for scheduled runs; its browser login "
-                        "is what tests/docs/test_connection_test_button.py does",
+                        "is what tests/docs/test_ui_connections.py does",
     r"make install": "every make target runs it first; the stack fixture's make demo does",
     r"AIRFLOW_CONN_\w+='.*<.*": "real credentials (placeholders in angle brackets); make up storing an "
-                                "AIRFLOW_CONN_* is checked by tests/docs/test_connection_test_button.py",
+                                "AIRFLOW_CONN_* is checked by tests/docs/test_ui_connections.py",
     r"airflow connections delete \w+": "would delete a connection the other checks use; make up creating a missing "
-                                       "connection is what the stack fixture's first make up does",
+                                       "connection is what the stack fixture's first make demo does",
 }
 # text in a documented command -> what the check puts there (the doc says what to fill in)
 PLACEHOLDERS = {"/path/to/checkout": lambda stack: str(stack.checkout)}
@@ -93,8 +94,7 @@ def _run_sql(stack, statements: list[str]) -> None:
 
 
 def _check_lifecycle(stack, text: str) -> None:
-    result = stack.make(LIFECYCLE[text])
-    assert result.returncode == 0, result.stdout[-3000:]
+    stack.ensure(*{"demo": ("demo",), "up": ("demo", "up")}[LIFECYCLE[text]])
 
 
 @pytest.mark.timeout(900)
@@ -146,17 +146,5 @@ def test_every_entry_of_the_not_run_list_still_matches_a_documented_command() ->
     assert not stale, f"no longer in the docs, remove from the lists: {stale}"
 
 
-def test_the_docs_document_make_down() -> None:
+def test_the_docs_document_make_down_which_the_stack_fixture_runs_last() -> None:
     assert any(c.text == "make down" for c in INLINE + [c for b in BLOCKS for c in b.commands])
-
-
-@pytest.mark.timeout(900)
-def test_make_down_stops_everything_make_up_started(local_stack) -> None:
-    """Last in this module: ``make down`` as documented, then nothing of the stack is left running."""
-    result = local_stack.make("down", again=True)
-    assert result.returncode == 0, result.stdout[-3000:]
-    run = local_stack.checkout / ".run"
-    assert not list(run.glob("*.pid")), f"PID files left: {list(run.glob('*.pid'))}"
-    assert not (run / "postgres" / "postmaster.pid").exists(), "the embedded PostgreSQL still runs"
-    local_stack.results.pop("demo", None)  # a later test that needs the stack starts it again
-    local_stack.results.pop("up", None)

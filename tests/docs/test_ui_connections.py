@@ -33,6 +33,7 @@ def browser():
 @pytest.fixture
 def page(browser, local_stack):
     """A page logged in to the stack's Airflow as admin / admin, on Admin -> Connections."""
+    local_stack.up()
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     page.goto(f"{local_stack.airflow_url}/")
