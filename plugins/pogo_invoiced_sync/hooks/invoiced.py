@@ -11,13 +11,13 @@ one semaphore of ``max_in_flight`` slots (default 10, capped at 19). Across proc
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from requests.auth import HTTPBasicAuth
 
+from ..provider import field_behaviour
 from .common import ApiError, ApiHook, InFlightLimiter, MalformedResponseError, shared
 
 SERVER_IN_FLIGHT_LIMIT = 20
@@ -47,13 +47,8 @@ class InvoicedHook(ApiHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabel the generic HTTP form for an Invoiced API key."""
-        return {
-            "hidden_fields": ["schema", "port", "password"],
-            "relabeling": {"host": "API base URL", "login": "API key"},
-            "placeholders": {"host": "https://api.invoiced.com",
-                             "extra": json.dumps({"max_in_flight": 10, "verify": True, "timeout": 60})},
-        }
+        """Relabel the generic HTTP form for an Invoiced API key (defined once, in the provider info Airflow's UI reads)."""
+        return field_behaviour(cls.conn_type)
 
     # ------------------------------------------------------------------ connection
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+from ..provider import field_behaviour
 from .common import (
     ApiError,
     ApiHook,
@@ -87,17 +88,8 @@ class PowerOfficeGoHook(ApiHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabel the generic HTTP form for PowerOffice Go keys."""
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "API base URL (incl. /v2)", "login": "Application key",
-                           "password": "Client key"},
-            "placeholders": {
-                "host": "https://goapi.poweroffice.net/v2",
-                "extra": json.dumps({"subscription_key": "", "requests_per_second": 10, "verify": True,
-                                     "timeout": 60}),
-            },
-        }
+        """Relabel the generic HTTP form for PowerOffice Go keys (defined once, in the provider info Airflow's UI reads)."""
+        return field_behaviour(cls.conn_type)
 
     # ------------------------------------------------------------------ connection
 
