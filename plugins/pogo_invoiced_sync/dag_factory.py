@@ -48,8 +48,8 @@ logs the plan (outcome `planned`; the `report` log lists it) and writes nothing 
 flow's asset event; `allow_mass_changes` lets one run
 past the change guard, which otherwise stops a run that would update too many linked records at once.
 
-**Where to look**: views `v_failures`, `v_run_changes`, `v_open_conflicts`, `v_waiting` in the
-link-store schema; the `report` task's log.
+**Where to look**: Browse → Sync console (health, records, operator actions); views `v_failures`,
+`v_run_changes`, `v_open_conflicts`, `v_waiting` in the link-store schema; the `report` task's log.
 {extra}
 """
 
@@ -97,11 +97,13 @@ def build_flow_dag(mapping: Mapping, all_flows: dict[str, Mapping], default_args
         mapped = MapOperator(task_id="map", **common)
         reconciled = ReconcileOperator(task_id="reconcile", sibling_flows=same_records, **common)
         upserts = [UpsertOperator(task_id=f"upsert_{s}", target=s, pool=POOLS[s], **common) for s in (INVOICED, POGO)]
-        report = ReportOperator(task_id="report", **common)
+        # The summary is written whatever became of the run, so that a red run's report log explains it too.
+        report = ReportOperator(task_id="report", trigger_rule="all_done", **common)
         # The asset event comes from a task of its own, skipped on a dry run: a run that wrote nothing must not start
         # the flows that depend on this one.
         announce = AnnounceLinksOperator(task_id="announce_links", outlets=[flow_asset(mapping.flow)], **common)
         extracts >> mapped >> reconciled >> upserts >> report >> announce
+        upserts >> announce  # only a run whose writes all succeeded announces its links (and colours the run)
     return dag
 
 

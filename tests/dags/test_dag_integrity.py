@@ -67,4 +67,9 @@ def test_only_the_task_after_report_emits_the_flows_asset(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     emitting = {t.task_id: [getattr(o, "uri", None) for o in t.outlets] for t in dag.tasks if t.outlets}
     assert emitting == {"announce_links": [f"pogo-invoiced-sync://links/{dag_id.removeprefix('sync_')}"]}
-    assert dag.get_task("announce_links").upstream_task_ids == {"report"}
+    assert dag.get_task("announce_links").upstream_task_ids == {"report", "upsert_invoiced", "upsert_poweroffice_go"}
+
+
+@pytest.mark.parametrize("dag_id", ["sync_customers_company", "sync_customers_person", "sync_salesorders_invoices"])
+def test_the_report_runs_whatever_became_of_the_run(dagbag, dag_id):
+    assert dagbag.dags[dag_id].get_task("report").trigger_rule == "all_done"

@@ -7,6 +7,7 @@ import logging
 from pogo_invoiced_sync.engine.link_store import LinkStore
 from pogo_invoiced_sync.engine.mapping import Mapping
 from pogo_invoiced_sync.engine.mirror import _hold, _stamp
+from pogo_invoiced_sync.engine.progress import Progress
 from pogo_invoiced_sync.engine.systems import entity_for
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,13 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
         start = listing.started_at - LISTING_MARGIN if listing.started_at else local_start - LOCAL_CLOCK_MARGIN
         return _hold(start, held)
 
+    # What a change-guard rewind goes back to: for a backfill the normal cursor, never the interval's start.
+    rewind_to = since
+    if since_override is not None and not full_scan:
+        rewind_to = cursor - dt.timedelta(seconds=side.overlap_seconds) if cursor is not None else None
+    listed = Progress(log, f"extract {system}", total_of=lambda: getattr(hook, "listing_total", None)).over(pages())
     count = store.write_staging(
-        mapping.flow, run_id, system, pages(), full_scan, since, cursor_after, lambda: _calls(hook) - calls_before,
+        mapping.flow, run_id, system, listed, full_scan, rewind_to, cursor_after, lambda: _calls(hook) - calls_before,
         lambda: {"listing_started_at": listing.started_at, "cursor_at_start": cursor,
                  "reconciliation": reconciliation, "moved": "; ".join(listing.moved) or None})
     if unreadable:

@@ -156,6 +156,37 @@ class Guard:
         return updates > self.min_updates and links > 0 and updates / links > self.max_fraction
 
 
+class TooManyRejections(RuntimeError):
+    """One reason rejected most records of a direction: the set-up is wrong (a mapping path, a default), not them."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejections:
+    """When a step's rejections stop being bad records and become a run that did nothing (mapping ``rejections``).
+
+    A step fails, after finishing everything else, when one reason rejects at least ``min_records`` records and
+    more than ``max_fraction`` of the records the step handled for one direction.
+    """
+
+    max_fraction: float = 0.5
+    min_records: int = 3
+
+    def check(self, step: str, handled: int, rejected: list[tuple[str, str]]) -> None:
+        """Raise :class:`TooManyRejections` if one reason among ``rejected`` (reason, record id) is too common."""
+        if not rejected or handled <= 0:
+            return
+        by_reason: dict[str, list[str]] = {}
+        for reason, record_id in rejected:
+            by_reason.setdefault(reason, []).append(record_id)
+        reason, ids = max(by_reason.items(), key=lambda kv: len(kv[1]))
+        if len(ids) >= self.min_records and len(ids) / handled > self.max_fraction:
+            sample = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            raise TooManyRejections(
+                f"{step}: {len(ids)} of {handled} records rejected for the same reason: {reason} (records {sample}). "
+                "Every one is in the sync log (v_failures); one reason for so many usually means the set-up, "
+                "such as a field path in the mapping, is wrong. The rest of the step was done.")
+
+
 @dataclasses.dataclass(frozen=True)
 class Mapping:
     """A whole flow, as read from its YAML file."""
@@ -169,6 +200,7 @@ class Mapping:
     match_on: tuple[str, ...]
     depends_on: tuple[str, ...]
     guard: "Guard" = None  # type: ignore[assignment]
+    rejections: Rejections = Rejections()
     full_reconciliation_hours: float = 24.0  # a run lists incremental sides in full when the last full listing is older
 
     def field(self, name: str) -> Field:
@@ -238,6 +270,7 @@ class Mapping:
                 conflict=data.get("conflict", "latest"), match_on=tuple(data.get("match_on") or ()),
                 depends_on=tuple(data.get("depends_on") or ()),
                 guard=Guard(**(data.get("guard") or {})),
+                rejections=Rejections(**(data.get("rejections") or {})),
                 full_reconciliation_hours=_every_hours(data.get("full_reconciliation")),
             )
         except KeyError as exc:

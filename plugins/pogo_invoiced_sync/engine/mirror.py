@@ -11,6 +11,14 @@ from pogo_invoiced_sync.engine.mapping import Mapping
 from pogo_invoiced_sync.engine.systems import entity_for
 
 
+class MissingFields(ValueError):
+    """A record lacks mapped field paths (``paths``): the same paths missing on many records point at the mapping."""
+
+    def __init__(self, message: str, paths: list[str]) -> None:
+        super().__init__(message)
+        self.paths = paths
+
+
 def _fingerprint(vals: dict, routed: bool, external_ref: str | None) -> str:
     raw = json.dumps([vals, routed, external_ref], sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(raw.encode()).hexdigest()
@@ -22,7 +30,8 @@ def mirror_row(mapping: Mapping, system: str, raw: dict) -> dict:
     missing = _missing_paths(mapping, system, raw)
     if missing:
         # An answer that leaves a mapped field out says nothing about its value: reading it as empty would wipe it.
-        raise ValueError(f"{system} record {raw.get(entity.id_field)} lacks mapped field(s) {', '.join(missing)}")
+        raise MissingFields(f"{system} record {raw.get(entity.id_field)} lacks mapped field(s) {', '.join(missing)}",
+                            missing)
     vals = mapping.read(system, raw)
     routed = mapping.sides[system].routes(raw)
     external_ref = entity.external_ref(raw)
@@ -77,11 +86,12 @@ def map_records(store: LinkStore, mapping: Mapping, system: str, run_id: str) ->
         raise RuntimeError(f"no extract of {system} for run {run_id}: run the extract task first")
     seen = changed = rejected = 0
     bad: list[dict] = []
+    reasons: list[tuple[str, str]] = []
     held: list[dt.datetime] = []
     entity = entity_for(system, mapping.sides[system].entity)
     # A full listing of a side read incrementally shows what the incremental reads missed: changes at or before
     # the cursor that were never read. Each is repaired like any change, and logged as a repair.
-    full = info["since"] is None and info["max_changed_at"] is not None
+    full = (info["full_scan"] or info["cursor_at_start"] is None) and info["max_changed_at"] is not None
     missed_up_to = info["cursor_at_start"] if full and mapping.sides[system].change_detection == "incremental" else None
     with store.flow_lock(mapping.flow):
         for chunk in store.iter_staging(mapping.flow, run_id, system):
@@ -91,8 +101,11 @@ def map_records(store: LinkStore, mapping: Mapping, system: str, run_id: str) ->
                     rows.append(mirror_row(mapping, system, raw))
                 except (ValueError, TypeError) as exc:
                     rejected += 1
+                    record_id = str(raw.get("Id") or raw.get("id") or "")
                     bad.append({"operation": "reject", "outcome": "failed", "reason": f"unreadable {system} record: {exc}",
-                                f"{system}_id": str(raw.get("Id") or raw.get("id") or "")})
+                                f"{system}_id": record_id})
+                    why = f"lacks mapped field(s) {', '.join(exc.paths)}" if isinstance(exc, MissingFields) else str(exc)
+                    reasons.append((why, record_id))
                     stamp = _stamp(entity, raw)
                     if stamp:
                         held.append(stamp)
@@ -105,4 +118,6 @@ def map_records(store: LinkStore, mapping: Mapping, system: str, run_id: str) ->
             # An unreadable record is read again by the next run (an answer missing fields may be a passing fault).
             store.advance_cursor(mapping.flow, system, _hold(info["max_changed_at"], held),
                                  full_listed_at=(info["listing_started_at"] or info["max_changed_at"]) if full else None)
+    # Done and logged record by record; now say so loudly if one reason rejected most of them (e.g. a path typo).
+    mapping.rejections.check(f"map of {system}", seen + rejected, reasons)
     return {"system": system, "seen": seen, "changed": changed, "unreadable": rejected}

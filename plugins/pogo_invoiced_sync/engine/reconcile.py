@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from pogo_invoiced_sync.engine import decisions
 from pogo_invoiced_sync.engine.link_store import LinkStore
 from pogo_invoiced_sync.engine.mapping import DIRECTION, INVOICED, POGO, SYSTEMS, Mapping, other
 
@@ -51,11 +52,14 @@ def reconcile(store: LinkStore, mapping: Mapping, run_id: str, sibling_flows: tu
     with store.flow_lock(mapping.flow):
         rows = list(store.dirty_pairs(mapping.flow))
         plan = _Plan()
+        # Operator decisions (console): pinned records sit out; resolved fields are held out of the merge.
+        rows = decisions.prepare(store, mapping, run_id, rows, plan, dry_run=dry_run)
         refs = _References(store, mapping, rows)
         for row in rows:
             if row["link"] is not None:
                 _reconcile_pair(mapping, row, refs, plan)
         _reconcile_unlinked(store, mapping, [r for r in rows if r["link"] is None], refs, plan, sibling_flows)
+        decisions.resolution_items(mapping, rows, plan)
         if not sibling_flows:
             # No other flow takes what this one does not route (a voided invoice): say once why it is not synced.
             for system, rid in store.unexplained_out_of_flow(mapping.flow, run_id):

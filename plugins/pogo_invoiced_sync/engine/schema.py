@@ -153,4 +153,52 @@ ALTER TABLE {s}.extracts ADD COLUMN IF NOT EXISTS listing_started_at timestamptz
 -- When a listing of everything (first run, full_refresh, scheduled full reconciliation) last completed unmoved.
 ALTER TABLE {s}.cursors ADD COLUMN IF NOT EXISTS full_listed_at timestamptz;
 """),
+    (7, "operator decisions from the console: field resolutions, pins, who did what", """
+ALTER TABLE {s}.sync_log ADD COLUMN IF NOT EXISTS actor text;      -- who asked (console actions); null: the engine
+-- One row per operator decision. A resolution stays pending until a run finds both sides holding its value.
+CREATE TABLE {s}.operator_decisions (
+    id bigserial PRIMARY KEY,
+    flow text NOT NULL,
+    kind text NOT NULL,                         -- resolve | dismiss
+    poweroffice_go_id text,                     -- null for a report about an Invoiced record only
+    invoiced_id text,
+    field text,
+    value jsonb,                                -- the value both sides get (resolve)
+    conflict_id bigint,                         -- the sync-log row decided on
+    actor text NOT NULL,
+    decided_at timestamptz NOT NULL DEFAULT now(),
+    status text NOT NULL DEFAULT 'pending',     -- pending | done | cancelled
+    run_id text,                                -- the run that carried it out
+    done_at timestamptz
+);
+CREATE UNIQUE INDEX operator_decisions_conflict ON {s}.operator_decisions (flow, conflict_id) WHERE status <> 'cancelled';
+CREATE INDEX operator_decisions_pair ON {s}.operator_decisions (flow, poweroffice_go_id, conflict_id);
+CREATE INDEX operator_decisions_pending ON {s}.operator_decisions (flow) WHERE status = 'pending';
+-- Records an operator took out of the sync: not reconciled, not created, not linked, until included again.
+CREATE TABLE {s}.exclusions (
+    flow text NOT NULL,
+    system text NOT NULL,
+    record_id text NOT NULL,
+    actor text NOT NULL,
+    reason text,
+    excluded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (flow, system, record_id)
+);
+-- The console's reads at 100,000 links: conflicts and drift by flow, a record's history, runs by time, name search.
+CREATE INDEX sync_log_review ON {s}.sync_log (flow, id) WHERE operation IN ('conflict', 'report');
+CREATE INDEX sync_log_operation ON {s}.sync_log (flow, operation, id);
+CREATE INDEX sync_log_invoiced ON {s}.sync_log (flow, invoiced_id);
+CREATE INDEX runs_started ON {s}.runs (flow, started_at DESC);
+CREATE INDEX records_name ON {s}.records (lower(vals->>'name') text_pattern_ops);
+CREATE INDEX links_state ON {s}.links (flow, state);
+-- Open means no operator decided on it yet (a decision on a pair's conflict also reviews its earlier ones).
+CREATE VIEW {s}.v_undecided_conflicts AS
+    SELECT l.* FROM {s}.sync_log l WHERE l.operation IN ('conflict', 'report')
+      AND NOT EXISTS (SELECT 1 FROM {s}.operator_decisions d WHERE d.flow = l.flow AND d.status <> 'cancelled'
+                      AND (d.conflict_id = l.id OR (d.poweroffice_go_id = l.poweroffice_go_id AND d.conflict_id > l.id)));
+CREATE OR REPLACE VIEW {s}.v_open_conflicts AS
+    SELECT DISTINCT ON (l.flow, l.poweroffice_go_id) l.flow, l.run_id, l.poweroffice_go_id, l.invoiced_id,
+           l.reason, l.before AS losing_values, l.after AS winning_values, l.logged_at
+    FROM {s}.v_undecided_conflicts l ORDER BY l.flow, l.poweroffice_go_id, l.logged_at DESC;
+"""),
 ]

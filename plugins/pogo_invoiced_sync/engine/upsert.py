@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -10,10 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pogo_invoiced_sync.engine.link_store import LinkStore
 from pogo_invoiced_sync.engine.mapping import DIRECTION, POGO, Mapping, other
 from pogo_invoiced_sync.engine.mirror import mirror_row
+from pogo_invoiced_sync.engine.progress import Progress
 from pogo_invoiced_sync.engine.reconcile import _planned
 from pogo_invoiced_sync.engine.systems import entity_for
 
 CHUNK = 200
+log = logging.getLogger(__name__)
 
 
 def attempt_key(body: dict) -> str:
@@ -59,9 +63,15 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
     entity = entity_for(target, mapping.sides[target].entity)
     source = other(target)
     retryable: list[str] = []
+    rejected: list[tuple[str, str]] = []  # (reason, origin id) of the records the target refused
+    stop = threading.Event()
+    causes: dict = {}  # plan item -> the API's reason of a refusal, without the request path
+    handled = 0
 
     def run(item: dict) -> tuple[dict, dict | None, str | None, bool]:
         """Returns (item, response record, failure reason, retryable?)."""
+        if stop.is_set():
+            raise ConfigurationStop()
         try:
             if "_write_error" in item:
                 raise item["_write_error"]
@@ -79,9 +89,14 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
                 return item, None, None, False  # everything was left out: nothing to send
             meta = item.get("_meta") or {}
             return item, entity.update(hook, item[f"{target}_id"], assignments, meta), None, False
-        except PermanentApiError as exc:
-            return item, None, str(exc), False
         except Exception as exc:  # noqa: BLE001 - network and rate-limit failures: record, retry the task later
+            if getattr(exc, "needs_configuration", False):
+                stop.set()  # the connection, not the record: stop calling, log nothing against the record
+                raise
+            if isinstance(exc, PermanentApiError):
+                # Grouped by the API's words, not by the record's path in them, to tell one cause behind many.
+                causes[item["item"]] = f"HTTP {exc.status}: {exc.message}"
+                return item, None, str(exc), False
             return item, None, f"{type(exc).__name__}: {exc}", True
 
     def prepare(chunk: list[dict]) -> list[dict]:
@@ -111,6 +126,10 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
                 state = states.get(it[f"{target}_id"]) or {}
                 it["_meta"] = state.get("meta") or {}
                 _split(it, state.get("vals") or {})
+                # What the target should hold after this write: its last-seen values with our changes applied.
+                it["_expected"] = {**(state.get("vals") or {}),
+                                   **{k: v for k, v in it["changes"].items()
+                                      if k not in left_out_fields(mapping, target, it.get("_left_out") or {})}}
         return chunk
 
     def _split(item: dict, current_vals: dict | None) -> None:
@@ -123,21 +142,46 @@ def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, 
             item["_write"], item["_left_out"], item["_left_reason"] = {}, {}, None
             item["_write_error"] = PermanentApiError(target, None, f"cannot write the values: {exc}")
 
+    def record(futures: list) -> None:
+        """Record a chunk's outcomes; a configuration failure is raised after the chunk's other outcomes are kept."""
+        nonlocal handled
+        results, failure = [], None
+        for future in futures:
+            try:
+                results.append(future.result())
+            except ConfigurationStop:
+                pass
+            except Exception as exc:  # noqa: BLE001 - only configuration failures come out of run()
+                failure = failure or exc
+        handled += len(results)
+        rejected.extend((causes.get(it["item"], reason), str(it[f"{source}_id"] or it[f"{target}_id"]))
+                        for it, response, reason, retry in results if response is None and not retry)
+        _record_results(store, mapping, target, run_id, results, counts, retryable)
+        progress.add(len(results))
+        if failure is not None:
+            raise failure  # items not called stay in the plan: the run after the fix carries them out
+
     # One pool for the whole plan, and chunk k+1 already in flight while chunk k's outcomes are written:
     # the API never waits for the link store.
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+    with ThreadPoolExecutor(max_workers=max_workers) as pool, \
+            Progress(log, f"upsert to {target}", unit="items", total=len(items)) as progress:
         in_flight: list = []
         for start in range(0, len(items), CHUNK):
             submitted = [pool.submit(run, it) for it in prepare(items[start:start + CHUNK])]
             if in_flight:
-                _record_results(store, mapping, target, run_id, [f.result() for f in in_flight], counts, retryable)
+                record(in_flight)
             in_flight = submitted
         if in_flight:
-            _record_results(store, mapping, target, run_id, [f.result() for f in in_flight], counts, retryable)
+            record(in_flight)
     if retryable:
         raise RetryableFailures(f"{len(retryable)} call(s) to {target} failed for reasons that may pass "
                                 f"(first: {retryable[0]}); done items are recorded, a retry picks up the rest")
+    mapping.rejections.check(f"upsert to {target}", handled, rejected)
     return {"target": target, **counts}
+
+
+class ConfigurationStop(Exception):
+    """Internal: a call not made because another call of the step hit a configuration failure."""
 
 
 def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str, results: list, counts: Counter,
@@ -216,9 +260,11 @@ def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str
             base.update({k: row["vals"].get(k) for k in left})
         elif left:
             base = {k: v for k, v in base.items() if k not in left}  # the link keeps its last synced values
-        # Our own write must not come back as a change; anything else the answer shows (a concurrent edit) must.
+        # Our own write must not come back as a change; anything else the answer shows (a concurrent edit) must,
+        # also in a field we did not write: compare the whole answer with what the record should now hold.
+        expected = item.get("_expected") or base
         target_vals = {k: v for k, v in row["vals"].items() if not mapping.field(k).is_reference}
-        row["dirty"] = any(base.get(k, v) != v for k, v in target_vals.items() if k in base)
+        row["dirty"] = any(expected.get(k, v) != v for k, v in target_vals.items() if k in expected)
         mirror.append(row)
         done.append(item["item"])
         stamps = {f"{target}_changed_at": row["changed_at"]}

@@ -28,7 +28,7 @@ from requests.adapters import HTTPAdapter
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowNotFoundException
 from airflow.providers.http.hooks.http import HttpHook
 
 try:  # Airflow 3: masks in the task process and tells the supervisor too
@@ -38,6 +38,8 @@ except ImportError:  # pragma: no cover - Airflow 2 fallback
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Refusals of the caller's set-up (credentials, payment, privileges), not of a record: no retry can pass them.
+CONFIGURATION_STATUSES = frozenset({401, 402, 403})
 
 
 # --------------------------------------------------------------------------------------------------- errors
@@ -45,6 +47,11 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 class ApiError(AirflowException):
     """A call to an external API failed; ``str()`` carries the API's own message but never a secret."""
+
+    #: Set by the hook on a configuration failure: the connection id, its host, and what to fix.
+    conn_id: str | None = None
+    host: str | None = None
+    fix: str | None = None
 
     def __init__(
         self,
@@ -65,6 +72,11 @@ class ApiError(AirflowException):
         where = f" {method} {path}" if method and path else ""
         code = f" -> HTTP {status}" if status is not None else ""
         super().__init__(f"{system}{where}{code}: {message}")
+
+    @property
+    def needs_configuration(self) -> bool:
+        """True when the set-up is at fault (credentials, payment, privileges): fix the connection, do not retry."""
+        return self.status in CONFIGURATION_STATUSES
 
 
 class RetryableApiError(ApiError):
@@ -94,9 +106,26 @@ class PermissionDeniedError(PermanentApiError):
 class AuthenticationError(ApiError):
     """Credentials were refused (401, also after one token renewal; 402), or the token request failed."""
 
+    needs_configuration = True
+
+
+class ConnectionConfigError(ApiError, ValueError):
+    """The Airflow connection does not exist, or lacks a field the hook needs."""
+
+    needs_configuration = True
+
 
 class MalformedResponseError(ApiError):
     """The API answered 2xx with something unusable (not JSON, no id, wrong shape)."""
+
+
+def configuration_message(exc: ApiError) -> str:
+    """The fail-fast message of a configuration failure: what was refused, the connection and host, what to fix."""
+    where = f"connection {exc.conn_id!r}" if exc.conn_id else "the connection"
+    if exc.host:
+        where += f" (host {exc.host})"
+    return (f"{exc}. Fix the Airflow {where}: {exc.fix or 'check its credentials and settings'}. Not retried: "
+            "repeating the call cannot succeed until the connection is fixed.")
 
 
 # --------------------------------------------------------------------------------------------------- limiters
@@ -333,6 +362,7 @@ class ApiHook(HttpHook):
         self._retries = 0
         self._auth_renewals = 0
         self._limiter_wait = 0.0
+        self.listing_total: int | None = None
 
     # ------------------------------------------------------------------ connection and sessions
 
@@ -341,15 +371,41 @@ class ApiHook(HttpHook):
         if self._conn is None:
             with self._conn_lock:
                 if self._conn is None:
-                    conn = self.get_connection(self.http_conn_id)
+                    try:
+                        conn = self.get_connection(self.http_conn_id)
+                    except AirflowNotFoundException:
+                        raise self._explained(ConnectionConfigError(
+                            self.system, None, f"connection {self.http_conn_id!r} does not exist")) from None
                     for secret in self._secrets(conn):
                         if secret:
                             mask_secret(secret)
                     self._set_base_url(conn)
                     self.base_url = self.base_url.rstrip("/")
-                    self._configure(conn)
+                    try:
+                        self._configure(conn)
+                    except ValueError as exc:  # a missing or unreadable field: the message names it
+                        raise self._explained(ConnectionConfigError(self.system, None, str(exc))) from None
                     self._conn = conn
         return self._conn
+
+    def _explained(self, exc: ApiError) -> ApiError:
+        """Attach the connection id, its host and what to fix to a configuration failure (no secret in them)."""
+        if exc.conn_id is None:
+            exc.conn_id = self.http_conn_id
+            exc.host = getattr(self, "base_url", None) or None
+            exc.fix = self._configuration_fix(exc)
+        return exc
+
+    def _configuration_fix(self, exc: ApiError) -> str:
+        """What to change when ``exc`` is a configuration failure (hooks name their own fields)."""
+        if isinstance(exc, ConnectionConfigError):
+            if "does not exist" in exc.message:
+                return (f"create the connection {self.http_conn_id!r} (README, Configuration: Connections), or "
+                        "point the task's api_conn_id at an existing one")
+            return "fill in or correct the field the message names"
+        if exc.status == 403:
+            return f"give the credentials the permission the call needs in {self.system}"
+        return "check the credentials in the connection (login, password, extras) and that they belong to this host"
 
     def _secrets(self, conn: Any) -> list[str]:
         """Secrets of the connection to mask in logs."""
@@ -471,6 +527,26 @@ class ApiHook(HttpHook):
         :param expect_json: a 2xx body must be JSON (an empty body is allowed for 204); a non-JSON body is
             treated as a transient gateway fault.
         """
+        try:
+            response = self._send(method, endpoint, params, json_body, data, headers, expect_json, retry_unsafe,
+                                  not_found_ok, authenticate)
+        except ApiError as exc:
+            if exc.needs_configuration:
+                self._explained(exc)
+            raise
+        if response is not None and method.upper() == "GET":
+            total = self._listing_total(response)
+            if total is not None:
+                self.listing_total = total  # progress logs show "done / total" of the listing being read
+        return response
+
+    def _listing_total(self, response: requests.Response) -> int | None:
+        """The record count of a whole listing, when the API's paging headers carry it."""
+        return None
+
+    def _send(self, method, endpoint, params, json_body, data, headers, expect_json, retry_unsafe, not_found_ok,
+              authenticate):
+        """The retry loop of :meth:`request`."""
         method = method.upper()
         url = self.url_for(endpoint, params)
         path = urlsplit(url).path + (f"?{urlsplit(url).query}" if urlsplit(url).query else "")
@@ -537,7 +613,9 @@ class ApiHook(HttpHook):
                     requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
                 self._count(method, "network-error", waited)
                 connect = is_connect_failure(exc)
-                reason = f"{'connect' if connect else 'network'} error {type(exc).__name__}"
+                target = urlsplit(url)
+                port = target.port or (443 if target.scheme == "https" else 80)
+                reason = f"{'connect' if connect else 'network'} error {type(exc).__name__} to {target.hostname}:{port}"
                 if connect or repeatable:
                     raise _Retry(None, reason) from None
                 raise AmbiguousWriteError(self.system, None, f"{reason}; not repeated because the request may "

@@ -11,14 +11,14 @@ one semaphore of ``max_in_flight`` slots (default 10, capped at 19). Across proc
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from requests.auth import HTTPBasicAuth
 
-from .common import ApiHook, InFlightLimiter, MalformedResponseError, shared
+from ..provider import field_behaviour
+from .common import ApiError, ApiHook, InFlightLimiter, MalformedResponseError, shared
 from .listing import Listing
 
 SERVER_IN_FLIGHT_LIMIT = 20
@@ -48,13 +48,8 @@ class InvoicedHook(ApiHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabel the generic HTTP form for an Invoiced API key."""
-        return {
-            "hidden_fields": ["schema", "port", "password"],
-            "relabeling": {"host": "API base URL", "login": "API key"},
-            "placeholders": {"host": "https://api.invoiced.com",
-                             "extra": json.dumps({"max_in_flight": 10, "verify": True, "timeout": 60})},
-        }
+        """Relabel the generic HTTP form for an Invoiced API key (defined once, in the provider info Airflow's UI reads)."""
+        return field_behaviour(cls.conn_type)
 
     # ------------------------------------------------------------------ connection
 
@@ -93,6 +88,22 @@ class InvoicedHook(ApiHook):
             param = body.get("param")
             return f"{body['message']} (param: {param})" if param else str(body["message"])
         return text.strip()[:200] or "no error body"
+
+    def _configuration_fix(self, exc: ApiError) -> str:
+        """Name what to change behind a refused API key (401) or an account that is not paid for (402)."""
+        if exc.status == 401:
+            return ("check login (the API key): a key works only on its own host (sandbox keys on "
+                    "api.sandbox.invoiced.com, live keys on api.invoiced.com)")
+        if exc.status == 402:
+            return "the Invoiced account of this API key has no active subscription: settle it in Invoiced"
+        return super()._configuration_fix(exc)
+
+    def _listing_total(self, response) -> int | None:
+        """``X-Total-Count`` of a list answer."""
+        try:
+            return int(response.headers["X-Total-Count"])
+        except (KeyError, ValueError):
+            return None
 
     # ------------------------------------------------------------------ reads
 

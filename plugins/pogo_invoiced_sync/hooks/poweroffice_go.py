@@ -26,9 +26,12 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+from ..provider import field_behaviour
 from .common import (
+    ApiError,
     ApiHook,
     AuthenticationError,
+    ConnectionConfigError,
     MalformedResponseError,
     PermanentApiError,
     RequestRateLimiter,
@@ -87,17 +90,8 @@ class PowerOfficeGoHook(ApiHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabel the generic HTTP form for PowerOffice Go keys."""
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "API base URL (incl. /v2)", "login": "Application key",
-                           "password": "Client key"},
-            "placeholders": {
-                "host": "https://goapi.poweroffice.net/v2",
-                "extra": json.dumps({"subscription_key": "", "requests_per_second": 10, "verify": True,
-                                     "timeout": 60}),
-            },
-        }
+        """Relabel the generic HTTP form for PowerOffice Go keys (defined once, in the provider info Airflow's UI reads)."""
+        return field_behaviour(cls.conn_type)
 
     # ------------------------------------------------------------------ connection
 
@@ -251,6 +245,26 @@ class PowerOfficeGoHook(ApiHook):
             self._local.in_403_lookup = False
         invalid = find_key(info, "InvalidPrivileges") if isinstance(info, Mapping) else None
         return [str(p) for p in invalid] if isinstance(invalid, list) else []
+    def _configuration_fix(self, exc: ApiError) -> str:
+        """Name the connection field behind a refusal: subscription key, client keys, or the token URL."""
+        if isinstance(exc, ConnectionConfigError) or exc.status == 403:
+            return super()._configuration_fix(exc)
+        token_url = getattr(self, "token_url", None)
+        if "subscription key" in exc.message.lower():
+            return "check the extra 'subscription_key': it must be the subscription key of this host's environment"
+        if exc.message.startswith("token request refused"):
+            return ("check login (application key) and password (client key), and that the token URL "
+                    f"{token_url} belongs to the same environment (Demo or production) as the host")
+        return (f"the API refuses the token issued by {token_url}: host and token_url must be the same environment "
+                "(Demo or production), with keys of that environment")
+
+    def _listing_total(self, response) -> int | None:
+        """``totalCount`` of the ``X-Pagination`` header, where the gateway sends it (not documented as certain)."""
+        try:
+            total = find_key(json.loads(response.headers.get("X-Pagination") or "null"), "totalCount")
+            return int(total) if total is not None else None
+        except (TypeError, ValueError):
+            return None
 
     def _default_429_wait(self, body: Any) -> float | None:
         # APIM says "Rate limit is exceeded. Try again in 1 seconds." when it sends no Retry-After

@@ -5,11 +5,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
 
 from pogo_invoiced_sync.engine import steps
 from pogo_invoiced_sync.engine.link_store import DEFAULT_SCHEMA, LinkStore
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, SYSTEMS, Mapping, load_mapping
+from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, SYSTEMS, Mapping, TooManyRejections, load_mapping
 from pogo_invoiced_sync.engine.report import EXAMPLES
 
 API_CONN_IDS = {POGO: "poweroffice_go_default", INVOICED: "invoiced_default"}
@@ -65,7 +66,17 @@ class FlowOperator(BaseOperator):
         raise NotImplementedError
 
     def execute(self, context: Any) -> dict:
-        result = self.run_step(context)
+        try:
+            result = self.run_step(context)
+        except TooManyRejections as exc:
+            raise AirflowFailException(str(exc)) from exc  # a retry would reject the same records again
+        except Exception as exc:
+            if getattr(exc, "needs_configuration", False):
+                # Wrong keys, a missing connection or privilege: fail now, not after a ladder of identical retries.
+                from pogo_invoiced_sync.hooks.common import configuration_message
+
+                raise AirflowFailException(configuration_message(exc)) from exc
+            raise
         self.log.info("%s: %s", self.task_id, json.dumps(result, default=str, sort_keys=True))
         return result
 
@@ -92,10 +103,7 @@ class ExtractOperator(FlowOperator):
         store = self.link_store()
         try:
             store.start_run(self.flow, context["run_id"], dict(context.get("params") or {}))
-            dag_run = context.get("dag_run")
-            since = None
-            if dag_run is not None and str(getattr(dag_run, "run_type", "")).endswith("backfill"):
-                since = context.get("data_interval_start")
+            since = context.get("data_interval_start") if is_backfill(context) else None
             hook = _hook(self.system, self.api_conn_id)
             result = steps.extract(store, self.mapping, self.system, hook, context["run_id"],
                                    full_refresh=self.param(context, "full_refresh"), since_override=since)
@@ -105,15 +113,31 @@ class ExtractOperator(FlowOperator):
             store.close()
 
 
+def is_backfill(context: Any) -> bool:
+    """Tell whether the task runs in a backfill's DAG run (``airflow backfill create``)."""
+    from airflow.utils.types import DagRunType
+
+    # The task context's run_type is the Task SDK's own enum, whose str() is "DagRunType.BACKFILL": compare values.
+    return getattr(context.get("dag_run"), "run_type", None) == DagRunType.BACKFILL_JOB
+
+
 class MapOperator(FlowOperator):
     """Map both systems' staged records to canonical values in the record mirror, marking changed ones."""
 
     def run_step(self, context: Any) -> dict:
         store = self.link_store()
+        result, refused = {}, []
         try:
-            return {s: steps.map_records(store, self.mapping, s, context["run_id"]) for s in SYSTEMS}
+            for system in SYSTEMS:
+                try:
+                    result[system] = steps.map_records(store, self.mapping, system, context["run_id"])
+                except TooManyRejections as exc:  # the other system is still mapped before the task fails
+                    refused.append(str(exc))
         finally:
             store.close()
+        if refused:
+            raise TooManyRejections(" ".join(refused))
+        return result
 
 
 class ReconcileOperator(FlowOperator):

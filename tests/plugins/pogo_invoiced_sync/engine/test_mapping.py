@@ -86,3 +86,32 @@ def test_only_with_must_name_other_mapped_fields():
 def test_no_customer_mapping_imposes_a_delivery_type_on_records_it_creates(flows):
     for flow in ("customers_company", "customers_person"):
         assert set(flows[flow].sides[POGO].create_defaults) == {"IsPerson"}
+def test_one_reason_rejecting_most_records_of_a_step_fails_it_with_the_reason_and_a_sample(flows):
+    from pogo_invoiced_sync.engine.mapping import TooManyRejections
+
+    rejected = [("lacks mapped field(s) nmae", str(i)) for i in range(1, 8)]
+    with pytest.raises(TooManyRejections) as stop:
+        flows["customers_company"].rejections.check("map of invoiced", 7, rejected)
+    assert "map of invoiced: 7 of 7 records rejected for the same reason: lacks mapped field(s) nmae" in str(stop.value)
+    assert "(records 1, 2, 3, 4, 5, ...)" in str(stop.value)
+
+
+def test_a_single_bad_record_among_many_does_not_fail_a_step(flows):
+    flows["customers_company"].rejections.check("upsert to invoiced", 20, [("Name is required", "7")])
+
+
+def test_many_rejections_for_different_reasons_do_not_fail_a_step(flows):
+    reasons = [(f"CountryCode 'X{i}' is not valid", str(i)) for i in range(10)]
+    flows["customers_person"].rejections.check("upsert to poweroffice_go", 10, reasons)
+
+
+def test_the_rejection_limits_are_a_mapping_setting():
+    from pogo_invoiced_sync.engine.mapping import MAPPINGS_DIR
+
+    import yaml
+
+    data = yaml.safe_load((MAPPINGS_DIR / "customers_company.yaml").read_text())
+    data["rejections"] = {"max_fraction": 0.9, "min_records": 10}
+    limits = Mapping.from_dict(data).rejections
+    limits.check("map of invoiced", 9, [("same", str(i)) for i in range(9)])  # under min_records: passes
+    assert (limits.max_fraction, limits.min_records) == (0.9, 10)

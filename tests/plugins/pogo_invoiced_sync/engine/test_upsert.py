@@ -77,3 +77,25 @@ def test_a_create_refused_then_corrected_by_the_user_is_created_by_the_next_run(
     assert created["name"] == "Kort Navn AS"
     assert stack.sql("SELECT poweroffice_go_id, invoiced_id FROM {s}.links") == [(str(refused["Id"]), str(created["id"]))]
     assert len(stack.sql("SELECT reason FROM {s}.v_failures")) == 1  # only the first run's refusal
+
+
+def test_a_user_edit_shown_in_the_answer_to_our_update_of_another_field_is_synced_by_the_next_run(stack):
+    from tests.resilience.engine_run import run_steps
+
+    stack.sandboxes.pogo.seed(persons=1)
+    stack.run("customers_person")
+    pogo_id, inv_id = stack.sql("SELECT poweroffice_go_id, invoiced_id FROM {s}.links")[0]
+    stack.pogo.patch(f"/Customers/{pogo_id}", {"FirstName": "Ingrid"})
+    run_steps(stack, "customers_person", "edited-mid-run", until="reconcile")  # plans the name for Invoiced
+    # A user edits the city in Invoiced after the run read it and before the run writes the name there:
+    # the answer to our write shows the new city, which is not ours.
+    stack.invoiced.update(f"/customers/{inv_id}", {"city": "Bodø"})
+    from pogo_invoiced_sync.engine.mapping import load_mapping
+    from pogo_invoiced_sync.operators.sync import _hook
+
+    store = _store(stack)
+    steps.upsert(store, load_mapping("customers_person"), INVOICED, _hook(INVOICED, None), "edited-mid-run")
+    store.close()
+    assert stack.invoiced.get(f"/customers/{inv_id}")["name"].startswith("Ingrid ")
+    stack.run("customers_person")
+    assert stack.pogo.get(f"/Customers/{pogo_id}")["MailAddress"]["City"] == "Bodø"
