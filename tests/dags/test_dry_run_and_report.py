@@ -48,11 +48,13 @@ def test_the_summary_names_the_first_rejected_records_with_their_reasons(stack):
     from pogo_invoiced_sync.operators.sync import format_summary
 
     stack.sandboxes.invoiced.seed(companies=1)
-    bad = stack.invoiced.create("/customers", {"name": "Kari Nordmann", "type": "person", "city": "Oslo"})
-    run = stack.run("customers_person")  # PowerOffice Go refuses an address without ZipCode
+    # PowerOffice Go refuses it: an address line holds at most 200 characters there.
+    bad = stack.invoiced.create("/customers", {"name": "Kari Nordmann", "type": "person", "city": "Oslo",
+                                               "postal_code": "0150", "address1": "Lang gate " + "x" * 200})
+    run = stack.run("customers_person")
     summary = _summary(stack, run.run_id)
     rejected = summary["examples"]["create/failed"]
-    assert [r["invoiced_id"] for r in rejected] == [str(bad["id"])] and "ZipCode" in rejected[0]["reason"]
+    assert [r["invoiced_id"] for r in rejected] == [str(bad["id"])] and "AddressLine1" in rejected[0]["reason"]
     assert f"invoiced_id={bad['id']}" in format_summary(summary)
 
 
