@@ -79,3 +79,13 @@ def test_an_invoice_voided_before_it_was_synchronised_gets_one_reason_in_the_syn
     assert [(i, o) for i, o, _ in rows] == [(str(invoice["id"]), "reported")]
     assert "not synchronised" in rows[0][2]
     assert stack.records("poweroffice_go", "sales_orders") == []
+
+
+def test_the_summary_keeps_each_api_tasks_calls_and_429s(stack):
+    stack.sandboxes.pogo.seed(companies=3)
+    stack.sandboxes.invoiced.faults(burst_429=2, retry_after=0.1)
+    run = stack.run("customers_company")
+    api = _summary(stack, run.run_id)["api"]
+    assert set(api) == {"extract_poweroffice_go", "extract_invoiced", "upsert_invoiced", "upsert_poweroffice_go"}
+    assert api["upsert_invoiced"]["calls"]["POST"] >= 3  # three creates, and the 429s they met
+    assert sum(int(task["statuses"].get("429", 0)) for task in api.values()) == 2

@@ -108,6 +108,20 @@ class LinkStore:
                                "ON CONFLICT (flow, run_id) DO UPDATE SET summary = EXCLUDED.summary, finished_at = now()"),
                         (flow, run_id, Jsonb(summary)))
 
+    def record_api(self, flow: str, run_id: str, task: str, stats: dict) -> None:
+        """Keep one task's API statistics (calls by method and status, retries, waits) with the run."""
+        with self.transaction() as cur:
+            cur.execute(self.q("INSERT INTO {s}.runs AS r (flow, run_id, api) VALUES (%s, %s, %s) "
+                               "ON CONFLICT (flow, run_id) DO UPDATE SET api = r.api || EXCLUDED.api"),
+                        (flow, run_id, Jsonb({task: stats})))
+
+    def run_api(self, flow: str, run_id: str) -> dict:
+        """The run's API statistics by task."""
+        with self.transaction() as cur:
+            cur.execute(self.q("SELECT api FROM {s}.runs WHERE flow = %s AND run_id = %s"), (flow, run_id))
+            row = cur.fetchone()
+        return (row[0] if row else None) or {}
+
     # -- extract ------------------------------------------------------------------------------------------
 
     def cursor(self, flow: str, system: str) -> dt.datetime | None:

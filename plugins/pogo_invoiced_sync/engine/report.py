@@ -37,7 +37,7 @@ def summarise(store: LinkStore, mapping: Mapping, run_id: str, *, dry_run: bool 
             {k: v for k, v in row.items() if v is not None})
     result = {"flow": mapping.flow, "run_id": run_id, "dry_run": dry_run, "by_direction": summary,
               "extracted": {s: (e or {}).get("row_count", 0) for s, e in extracts.items()},
-              "unchanged": unchanged, "examples": examples}
+              "unchanged": unchanged, "examples": examples, "api": store.run_api(mapping.flow, run_id)}
     store.finish_run(mapping.flow, run_id, result)
     store.drop_staging(mapping.flow, run_id)
     return result

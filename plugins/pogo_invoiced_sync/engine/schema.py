@@ -201,4 +201,7 @@ CREATE OR REPLACE VIEW {s}.v_open_conflicts AS
            l.reason, l.before AS losing_values, l.after AS winning_values, l.logged_at
     FROM {s}.v_undecided_conflicts l ORDER BY l.flow, l.poweroffice_go_id, l.logged_at DESC;
 """),
+    (8, "each API task's calls by status with its run", """
+        ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS api jsonb NOT NULL DEFAULT '{{}}'::jsonb;
+    """),
 ]

@@ -65,6 +65,13 @@ class FlowOperator(BaseOperator):
     def run_step(self, context: Any) -> dict:
         raise NotImplementedError
 
+    def keep_api_stats(self, store: LinkStore, context: Any, hook: Any) -> None:
+        """Store this task's API calls (by status: 429s included) with the run, also when the step failed."""
+        try:
+            store.record_api(self.flow, context["run_id"], self.task_id, hook.stats)
+        except Exception as exc:  # noqa: BLE001 - statistics must never hide the step's own outcome
+            self.log.warning("could not store the API statistics of %s: %s", self.task_id, exc)
+
     def execute(self, context: Any) -> dict:
         try:
             result = self.run_step(context)
@@ -105,8 +112,11 @@ class ExtractOperator(FlowOperator):
             store.start_run(self.flow, context["run_id"], dict(context.get("params") or {}))
             since = context.get("data_interval_start") if is_backfill(context) else None
             hook = _hook(self.system, self.api_conn_id)
-            result = steps.extract(store, self.mapping, self.system, hook, context["run_id"],
-                                   full_refresh=self.param(context, "full_refresh"), since_override=since)
+            try:
+                result = steps.extract(store, self.mapping, self.system, hook, context["run_id"],
+                                       full_refresh=self.param(context, "full_refresh"), since_override=since)
+            finally:
+                self.keep_api_stats(store, context, hook)
             result["api"] = hook.stats
             return result
         finally:
@@ -182,10 +192,13 @@ class UpsertOperator(FlowOperator):
         try:
             hook = _hook(self.target, self.api_conn_id)
             dry_run = self.param(context, "dry_run")
-            hook.connection()  # max_workers is read from the connection's extras: load them before using it
-            workers = 1 if dry_run else max(1, int(getattr(hook, "max_workers", 4) or 4))
-            result = steps.upsert(store, self.mapping, self.target, hook, context["run_id"], dry_run=dry_run,
-                                  max_workers=workers)
+            try:
+                hook.connection()  # max_workers is read from the connection's extras: load them before using it
+                workers = 1 if dry_run else max(1, int(getattr(hook, "max_workers", 4) or 4))
+                result = steps.upsert(store, self.mapping, self.target, hook, context["run_id"], dry_run=dry_run,
+                                      max_workers=workers)
+            finally:
+                self.keep_api_stats(store, context, hook)
             result["api"] = hook.stats
             return result
         finally:
