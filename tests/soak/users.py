@@ -18,6 +18,7 @@ import time
 from collections import Counter
 
 from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, load_mapping
+from pogo_invoiced_sync.engine.systems import parse_time
 
 COMPANY, PERSON, ORDERS = "customers_company", "customers_person", "salesorders_invoices"
 ADDRESS = {"address1": "AddressLine1", "address2": "AddressLine2", "city": "City", "postal_code": "ZipCode",
@@ -50,15 +51,6 @@ class Edit:
     at: dt.datetime  # the server's change time of the field, from its answer (or stored record)
     wall: float
     action: str
-
-
-def parse_time(value) -> dt.datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
-    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def field_time(system: str, raw: dict, field: str) -> dt.datetime | None:

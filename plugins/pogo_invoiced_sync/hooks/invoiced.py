@@ -130,7 +130,6 @@ class InvoicedHook(ApiHook):
         listing = listing if listing is not None else Listing()
         url = self.url_for(endpoint, {**(params or {}), "per_page": per_page})
         seen = {url}
-        ids: set = set()
         total = None
         while True:
             response = self.request("GET", url)
@@ -140,12 +139,7 @@ class InvoicedHook(ApiHook):
             if total is not None and count is not None and count != total:
                 listing.move(f"{endpoint}: X-Total-Count went from {total} to {count} between pages")
             total = count if count is not None else total
-            for row in rows:
-                key = row.get("id") if isinstance(row, Mapping) else None
-                if key is not None:
-                    if key in ids:
-                        listing.move(f"{endpoint}: record {key} listed twice")
-                    ids.add(key)
+            listing.listed(endpoint, rows, "id")
             if rows:
                 yield rows
             following = response.links.get("next", {}).get("url")

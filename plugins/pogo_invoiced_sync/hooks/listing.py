@@ -23,12 +23,23 @@ class Listing:
     pages: int = 0
     keyset: bool = False
     moved: list[str] = dataclasses.field(default_factory=list)
+    _ids: set = dataclasses.field(default_factory=set, repr=False)
 
     def answered(self, response) -> None:
         """Note one page's answer (the first one's ``Date`` is the listing's start)."""
         self.pages += 1
         if self.started_at is None:
             self.started_at = server_time(response)
+
+    def listed(self, endpoint: str, rows: list, id_key: str) -> None:
+        """Note a page's record ids; one listed before means the list moved under the listing."""
+        for row in rows:
+            key = row.get(id_key) if isinstance(row, dict) else None
+            if key is None:
+                continue
+            if key in self._ids:
+                self.move(f"{endpoint}: record {key} listed twice")
+            self._ids.add(key)
 
     def move(self, reason: str) -> None:
         """Note a sign that the list moved while it was paged."""

@@ -325,12 +325,7 @@ class PowerOfficeGoHook(ApiHook):
                 if announced:
                     listing.move(f"{endpoint}: page {page} was empty although the page before announced it")
                 return
-            for row in rows:
-                key = row.get("Id") if isinstance(row, Mapping) else None
-                if key is not None:
-                    if key in seen:
-                        listing.move(f"{endpoint}: record {key} listed twice")
-                    seen.add(key)
+            listing.listed(endpoint, rows, "Id")
             yield rows
             short = len(rows) < page_size
             if pagination is not None and _has_member(pagination, "nextPageLink"):
