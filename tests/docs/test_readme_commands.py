@@ -35,6 +35,7 @@ NOT_RUN = {
     r"make screenshot": "rewrites docs/img/airflow-dags.png after waiting for scheduled runs; its browser login "
                         "is what tests/docs/test_ui_connections.py does",
     r"make install": "every make target runs it first; the stack fixture's make demo does",
+    r"make soak": "ten minutes of load with a random seed; its 30 s fixed-seed run is part of the suite (tests/soak)",
     r"AIRFLOW_CONN_\w+='.*<.*": "real credentials (placeholders in angle brackets); make up storing an "
                                 "AIRFLOW_CONN_* is checked by tests/docs/test_ui_connections.py",
     r"airflow connections delete \w+": "would delete a connection the other checks use; make up creating a missing "
@@ -117,7 +118,9 @@ def test_a_documented_block_runs_as_written(request, block: Block) -> None:
     if block.kind == "sql":
         _run_sql(local_stack, to_run)
         return
-    result = local_stack.shell("set -e\n" + "\n".join(to_run))
+    # As the README says for the CLI after make demo: the generated env file points it at the local Airflow home
+    # (without it, a block's `airflow` would use ~/airflow of whoever runs the suite).
+    result = local_stack.shell("set -a; . .run/airflow.env; set +a\nset -e\n" + "\n".join(to_run))
     assert result.returncode == 0, f"{block.source} failed (exit {result.returncode}):\n{result.stdout[-4000:]}"
 
 

@@ -116,7 +116,8 @@ def test_the_token_expires_mid_run(stack, monkeypatch):
     original = PowerOfficeGoHook._request_token
     # The hook would renew a short-lived token early by itself; make it trust the token far too long instead.
     monkeypatch.setattr(PowerOfficeGoHook, "_request_token", lambda self: (original(self)[0], float("inf")))
-    stack.sandboxes.pogo.configure(token_ttl_seconds=1)
+    # 3 s: runs take longer, so tokens expire mid-run; a renewed token still outlives its first call on a busy machine.
+    stack.sandboxes.pogo.configure(token_ttl_seconds=3)
     clear_shared_state()  # forget the long-lived token of the first sync
     _clear_counters(stack)
     # Slow answers stretch each run past the token's lifetime.
