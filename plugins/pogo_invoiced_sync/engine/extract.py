@@ -41,12 +41,10 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
     from pogo_invoiced_sync.hooks.listing import Listing  # the hooks' record of a listing (imported at run time)
 
     listing = Listing()
-    newest: list[dt.datetime] = []
     calls_before = _calls(hook)
     local_start = dt.datetime.now(dt.timezone.utc)
     unreadable: list[dict] = []
     held: list[dt.datetime] = []
-    seen: set[str] = set()
 
     def pages():
         for page in entity.list(hook, since, side.list_params, listing=listing):
@@ -63,13 +61,7 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
                     if stamp:
                         held.append(stamp)
                     continue
-                if rows[-1][0] in seen and not listing.keyset:
-                    listing.move(f"{system} record {rows[-1][0]} listed twice")
-                seen.add(rows[-1][0])
-                stamp = entity.filter_time(raw)
-                if stamp and (not newest or stamp > newest[0]):
-                    newest[:] = [stamp]
-            yield rows
+            yield rows  # a record listed twice is the hook's to notice (Listing.listed): the list moved
 
     def cursor_after() -> dt.datetime | None:
         """How far this listing has certainly read: its start by the server's clock minus the margin.
