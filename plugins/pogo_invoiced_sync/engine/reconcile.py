@@ -9,6 +9,7 @@ import pandas as pd
 from pogo_invoiced_sync.engine import decisions
 from pogo_invoiced_sync.engine.link_store import LinkStore
 from pogo_invoiced_sync.engine.mapping import DIRECTION, INVOICED, POGO, SYSTEMS, Mapping, other
+from pogo_invoiced_sync.engine.merge import merge, winner
 
 UNRESOLVED = "?"  # prefix of a reference that has no link yet
 
@@ -207,36 +208,12 @@ def _reconcile_pair(mapping: Mapping, row: dict, refs: _References, plan: _Plan)
             plan.settle(POGO, pogo_id)
             plan.settle(INVOICED, inv_id)
             return
-    base = link["base"] or {}
     pv, iv = p["vals"], refs.canonical(INVOICED, i["vals"])
-    writes: dict[str, dict] = {POGO: {}, INVOICED: {}}
-    new_base: dict[str, Any] = {}
-    conflicts = []
-    for f in mapping.fields:
-        name = f.name
-        a, b = pv.get(name), iv.get(name)
-        if a == b:
-            if base.get(name, object()) != a:
-                new_base[name] = a
-            continue
-        has_base = name in base
-        if has_base:
-            p_changed, i_changed = a != base[name], b != base[name]
-        else:
-            # MAPPING.md, decision 11: no merge base (a field new to the mapping, a pair just linked): an empty value
-            # never overwrites a real one; two real values that differ are a conflict.
-            p_changed, i_changed = a is not None, b is not None
-        if p_changed and not i_changed:
-            writes[INVOICED][name] = a
-        elif i_changed and not p_changed:
-            writes[POGO][name] = b
-        else:
-            winner = _winner(mapping, p, i)
-            value, lost = (a, b) if winner == POGO else (b, a)
-            writes[other(winner)][name] = value
-            conflicts.append({"field": name, "winner": winner, "value": value, "losing_value": lost,
-                              "reason": "both sides changed since the last sync" if has_base else
-                              "no merge base yet and both sides hold a value"})
+    result = merge([f.name for f in mapping.fields], link["base"] or {}, pv, iv,
+                   winner(mapping.conflict, p["changed_at"], i["changed_at"]))
+    writes = {target: dict(changes) for target, changes in result.writes.items()}
+    new_base: dict[str, Any] = dict(result.agreed)
+    conflicts = [c.as_dict() for c in result.conflicts]
     waiting = False
     for target in (INVOICED, POGO):
         changes = writes[target]
@@ -266,16 +243,6 @@ def _reconcile_pair(mapping: Mapping, row: dict, refs: _References, plan: _Plan)
         # Cleared only once every item of this run that involves the pair is done (see LinkStore._clean).
         plan.settle(POGO, pogo_id)
         plan.settle(INVOICED, inv_id)
-
-
-def _winner(mapping: Mapping, p: dict, i: dict) -> str:
-    """MAPPING.md, decision 7: the configured system, else the most recent change (PowerOffice Go on a tie)."""
-    if mapping.conflict in SYSTEMS:
-        return mapping.conflict
-    tp, ti = p["changed_at"], i["changed_at"]
-    if tp is None or ti is None:
-        return POGO if ti is None else INVOICED
-    return INVOICED if ti > tp else POGO
 
 
 def _reconcile_unlinked(store: LinkStore, mapping: Mapping, rows: list[dict], refs: _References, plan: _Plan,
