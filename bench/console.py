@@ -25,7 +25,7 @@ import psycopg  # noqa: E402
 
 from pogo_invoiced_sync.console.store import ConsoleStore  # noqa: E402
 from pogo_invoiced_sync.engine.link_store import LinkStore  # noqa: E402
-from pogo_invoiced_sync.engine.mapping import load_all  # noqa: E402
+from pogo_invoiced_sync.engine.flow_mapping import load_all  # noqa: E402
 
 FLOW = "customers_company"
 

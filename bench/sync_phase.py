@@ -34,7 +34,7 @@ def main(out_path: str, label: str) -> int:
     logging.basicConfig(level=logging.WARNING)
     import_started = time.perf_counter()
     from pogo_invoiced_sync.engine.link_store import LinkStore
-    from pogo_invoiced_sync.engine.mapping import INVOICED, POGO
+    from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO
     from pogo_invoiced_sync.operators import sync
     # Imported here, not in two threads of a stage at once (a concurrent first import can see a half-made module).
     import pogo_invoiced_sync.hooks.invoiced  # noqa: F401

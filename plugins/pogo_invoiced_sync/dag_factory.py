@@ -7,7 +7,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Asset, AssetAll, AssetOrTimeSchedule, CronDataIntervalTimetable, Param
 
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, Mapping, load_all
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, FlowMapping, load_all
 from pogo_invoiced_sync.operators import (
     AnnounceLinksOperator,
     ExtractOperator,
@@ -59,7 +59,7 @@ def flow_asset(flow: str) -> Asset:
     return Asset(name=f"pogo_invoiced_sync.links.{flow}", uri=f"pogo-invoiced-sync://links/{flow}")
 
 
-def build_flow_dag(mapping: Mapping, all_flows: dict[str, Mapping], default_args: dict | None = None,
+def build_flow_dag(mapping: FlowMapping, all_flows: dict[str, FlowMapping], default_args: dict | None = None,
                    mappings_dir: Path | None = None) -> DAG:
     """One flow's DAG; a flow with ``depends_on`` also runs as soon as the flows it depends on have run."""
     timetable = CronDataIntervalTimetable(HOURLY, timezone="UTC")

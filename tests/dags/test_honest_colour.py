@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from pogo_invoiced_sync.engine import mapping as mapping_module
+from pogo_invoiced_sync.engine import flow_mapping as mapping_module
 
 pytestmark = pytest.mark.integration
 

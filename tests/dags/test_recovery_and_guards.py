@@ -12,7 +12,7 @@ import pytest
 
 from pogo_invoiced_sync.engine import steps
 from pogo_invoiced_sync.engine.link_store import LinkStore
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, SYSTEMS, load_mapping
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, SYSTEMS, load_mapping
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ sys.path[:0] = [{plugins!r}]
 import psycopg
 from pogo_invoiced_sync.engine import steps
 from pogo_invoiced_sync.engine.link_store import LinkStore
-from pogo_invoiced_sync.engine.mapping import load_mapping
+from pogo_invoiced_sync.engine.flow_mapping import load_mapping
 from pogo_invoiced_sync.operators.sync import _hook
 store = LinkStore(lambda: psycopg.connect({dsn!r}), "pogo_invoiced_sync")
 steps.upsert(store, load_mapping("customers_company"), {target!r}, _hook({target!r}, None), "crashed-run")

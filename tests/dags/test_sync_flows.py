@@ -191,7 +191,7 @@ def test_a_backfill_run_resyncs_the_changes_of_its_data_interval(stack):
 
     from pogo_invoiced_sync.engine.link_store import LinkStore
     from pogo_invoiced_sync.engine.steps import extract
-    from pogo_invoiced_sync.engine.mapping import load_mapping
+    from pogo_invoiced_sync.engine.flow_mapping import load_mapping
     from pogo_invoiced_sync.operators.sync import _hook
     import psycopg
 

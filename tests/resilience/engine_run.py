@@ -10,7 +10,7 @@ import psycopg
 
 from pogo_invoiced_sync.engine import steps
 from pogo_invoiced_sync.engine.link_store import LinkStore
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, load_mapping
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, load_mapping
 from pogo_invoiced_sync.operators.sync import _hook
 
 SCHEMA = "pogo_invoiced_sync"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, load_mapping
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, load_mapping
 
 FLOWS = ("customers_company", "customers_person", "salesorders_invoices")
 ENTITY = {(POGO, "customers"): "customers", (POGO, "sales_orders"): "sales_orders",

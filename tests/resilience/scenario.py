@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO
 from tests.resilience import invariants
 
 FLOWS = invariants.FLOWS

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO
 from pogo_invoiced_sync.operators.sync import _hook
 from tests.resilience import engine_run, scenario
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pogo_invoiced_sync.engine.mapping import INVOICED
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED
 from tests.resilience import invariants, scenario
 
 pytestmark = pytest.mark.integration

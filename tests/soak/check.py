@@ -14,7 +14,7 @@ import re
 import datetime as dt
 from collections import Counter, defaultdict
 
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, load_mapping
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, load_mapping
 from tests.resilience import invariants
 from tests.soak.users import Edit
 

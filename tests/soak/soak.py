@@ -30,7 +30,7 @@ import threading
 import time
 from collections import Counter
 
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO
 from pogo_invoiced_sync.operators.sync import _hook
 from tests.resilience import engine_run
 from tests.soak import check as soak_check

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO
 from tests.resilience import engine_run
 from tests.soak import check
 from tests.soak.users import Edit

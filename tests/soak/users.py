@@ -17,8 +17,8 @@ import threading
 import time
 from collections import Counter
 
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, load_mapping
-from pogo_invoiced_sync.engine.systems import parse_time
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, load_mapping
+from pogo_invoiced_sync.engine.entities import parse_time
 
 COMPANY, PERSON, ORDERS = "customers_company", "customers_person", "salesorders_invoices"
 ADDRESS = {"address1": "AddressLine1", "address2": "AddressLine2", "city": "City", "postal_code": "ZipCode",

@@ -46,7 +46,7 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.api_fastapi.core_api.security import get_user
 
-    from pogo_invoiced_sync.engine.mapping import load_all
+    from pogo_invoiced_sync.engine.flow_mapping import load_all
 
     connect = connect or _default_connect
     trigger = trigger or _default_trigger

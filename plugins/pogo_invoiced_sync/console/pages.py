@@ -7,7 +7,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from pogo_invoiced_sync.engine.mapping import DIRECTIONS, INVOICED, POGO, SYSTEMS, other
+from pogo_invoiced_sync.engine.flow_mapping import DIRECTIONS, INVOICED, POGO, SYSTEMS, other
 
 LABEL = {POGO: "PowerOffice Go", INVOICED: "Invoiced"}
 SERIES = (("created", "#2e7d32"), ("updated", "#1565c0"), ("conflicts", "#ef6c00"), ("rejected", "#c62828"))

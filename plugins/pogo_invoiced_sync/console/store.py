@@ -13,7 +13,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from pogo_invoiced_sync.engine.link_store import DEFAULT_SCHEMA, LinkStore
-from pogo_invoiced_sync.engine.mapping import DIRECTIONS, INVOICED, POGO, SYSTEMS, Mapping, other
+from pogo_invoiced_sync.engine.flow_mapping import DIRECTIONS, INVOICED, POGO, SYSTEMS, FlowMapping, other
 
 CONSOLE_RUN = "console"  # run_id of the sync-log rows the console writes
 PAGE = 50
@@ -38,7 +38,7 @@ def _log_dict(row: tuple) -> dict:
 class ConsoleStore:
     """The console's queries over one link-store schema."""
 
-    def __init__(self, connect: Callable[[], psycopg.Connection], mappings: dict[str, Mapping],
+    def __init__(self, connect: Callable[[], psycopg.Connection], mappings: dict[str, FlowMapping],
                  schema: str = DEFAULT_SCHEMA) -> None:
         self.store = LinkStore(connect, schema)
         self.mappings = mappings
@@ -55,7 +55,7 @@ class ConsoleStore:
             run(cur)
             return cur.fetchall()
 
-    def mapping(self, flow: str) -> Mapping:
+    def mapping(self, flow: str) -> FlowMapping:
         if flow not in self.mappings:
             raise ActionError(404, f"unknown flow {flow!r}; flows: {', '.join(sorted(self.mappings))}")
         return self.mappings[flow]

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from pogo_invoiced_sync.engine.link_store import LinkStore
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, Mapping
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, FlowMapping
 
 _SIDE = ("record_id", "vals", "meta", "routed", "external_ref", "changed_at", "dirty")
 
 
-def prepare(store: LinkStore, mapping: Mapping, run_id: str, rows: list[dict], plan: Any,
+def prepare(store: LinkStore, mapping: FlowMapping, run_id: str, rows: list[dict], plan: Any,
             dry_run: bool = False) -> list[dict]:
     """Drop pinned records from ``rows``, add pairs with a pending resolution and hold their resolved fields.
 
@@ -77,7 +77,7 @@ def prepare(store: LinkStore, mapping: Mapping, run_id: str, rows: list[dict], p
     return kept
 
 
-def resolution_items(mapping: Mapping, rows: list[dict], plan: Any) -> None:
+def resolution_items(mapping: FlowMapping, rows: list[dict], plan: Any) -> None:
     """Add the held resolutions' writes to the plan, inside the pair's update item for that side when it has one."""
     for row in rows:
         held = row.get("resolutions")

@@ -5,10 +5,10 @@ import datetime as dt
 import logging
 
 from pogo_invoiced_sync.engine.link_store import LinkStore
-from pogo_invoiced_sync.engine.mapping import Mapping
-from pogo_invoiced_sync.engine.mirror import _hold, _stamp
+from pogo_invoiced_sync.engine.flow_mapping import FlowMapping
+from pogo_invoiced_sync.engine.map_step import _hold, _stamp
 from pogo_invoiced_sync.engine.progress import Progress
-from pogo_invoiced_sync.engine.systems import entity_for
+from pogo_invoiced_sync.engine.entities import entity_for
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ LOCAL_CLOCK_MARGIN = dt.timedelta(minutes=5)
 MAX_LOOKUPS = 50  # deletion checks per run and system before a listing counts as partial
 
 
-def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, *, full_refresh: bool = False,
+def extract(store: LinkStore, mapping: FlowMapping, system: str, hook, run_id: str, *, full_refresh: bool = False,
             since_override: dt.datetime | None = None) -> dict:
     """List ``system``'s records changed since the cursor (or all of them) into the run's staging table.
 
@@ -97,7 +97,7 @@ def extract(store: LinkStore, mapping: Mapping, system: str, hook, run_id: str, 
     return result
 
 
-def _reconciliation_due(store: LinkStore, mapping: Mapping, system: str, cursor: dt.datetime | None) -> bool:
+def _reconciliation_due(store: LinkStore, mapping: FlowMapping, system: str, cursor: dt.datetime | None) -> bool:
     """An incremental side is due for a full listing when its last one is older than the mapping's interval."""
     if mapping.sides[system].change_detection != "incremental" or cursor is None:
         return False  # full scans list everything anyway; without a cursor the listing is full already
@@ -106,7 +106,7 @@ def _reconciliation_due(store: LinkStore, mapping: Mapping, system: str, cursor:
     return last is None or last < dt.datetime.now(dt.timezone.utc) - interval
 
 
-def _confirm_missing(store: LinkStore, mapping: Mapping, system: str, entity, hook, run_id: str) -> int:
+def _confirm_missing(store: LinkStore, mapping: FlowMapping, system: str, entity, hook, run_id: str) -> int:
     """MAPPING.md, decision 8: absence from a list is not a deletion; a lookup confirms it, the link records it.
 
     A listing that misses many linked records at once is more likely a partial answer than mass deletion:

@@ -9,7 +9,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, SYSTEMS
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, SYSTEMS
 
 Values = Mapping[str, "str | None"]
 

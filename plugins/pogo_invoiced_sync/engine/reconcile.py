@@ -8,7 +8,7 @@ import pandas as pd
 
 from pogo_invoiced_sync.engine import decisions
 from pogo_invoiced_sync.engine.link_store import LinkStore
-from pogo_invoiced_sync.engine.mapping import DIRECTION, INVOICED, POGO, SYSTEMS, Mapping, other
+from pogo_invoiced_sync.engine.flow_mapping import DIRECTION, INVOICED, POGO, SYSTEMS, FlowMapping, other
 from pogo_invoiced_sync.engine.merge import merge, winner
 
 UNRESOLVED = "?"  # prefix of a reference that has no link yet
@@ -42,7 +42,7 @@ class ChangeGuardTripped(RuntimeError):
     """The run would update more linked records than the flow's guard allows; nothing was written."""
 
 
-def reconcile(store: LinkStore, mapping: Mapping, run_id: str, sibling_flows: tuple[str, ...] = (), *,
+def reconcile(store: LinkStore, mapping: FlowMapping, run_id: str, sibling_flows: tuple[str, ...] = (), *,
               dry_run: bool = False, allow_mass_changes: bool = False, full_refresh: bool = False) -> dict:
     """Compare the dirty records with their links and merge bases; write the plan of creates and updates.
 
@@ -84,7 +84,7 @@ def reconcile(store: LinkStore, mapping: Mapping, run_id: str, sibling_flows: tu
     return {"dirty": len(rows), **dict(plan.counts), **({"drift": drift} if drift else {})}
 
 
-def _check_guard(store: LinkStore, mapping: Mapping, run_id: str, plan: _Plan, dry_run: bool = False) -> None:
+def _check_guard(store: LinkStore, mapping: FlowMapping, run_id: str, plan: _Plan, dry_run: bool = False) -> None:
     """Stop the run when the plan changes too many linked pairs, counted over the whole run (both targets).
 
     A dry run is not stopped (it writes nothing, and its plan is what a person wants to see): it logs that a real
@@ -115,7 +115,7 @@ def _check_guard(store: LinkStore, mapping: Mapping, run_id: str, plan: _Plan, d
     raise ChangeGuardTripped(message)
 
 
-def _drift_report(store: LinkStore, mapping: Mapping) -> tuple[list[dict], dict]:
+def _drift_report(store: LinkStore, mapping: FlowMapping) -> tuple[list[dict], dict]:
     """Compare every linked pair field by field (pandas) and list the records that exist on one side only.
 
     Returns the sync-log entries and the counts; writes nothing, so a failure here leaves the run untouched.
@@ -154,7 +154,7 @@ def _json_value(value: Any) -> Any:
 class _References:
     """Translates reference fields (an order's customer) between the two id spaces through other flows' links."""
 
-    def __init__(self, store: LinkStore, mapping: Mapping, rows: list[dict]) -> None:
+    def __init__(self, store: LinkStore, mapping: FlowMapping, rows: list[dict]) -> None:
         self.fields = [f for f in mapping.fields if f.is_reference]
         self.to_pogo: dict[str, str] = {}
         self.to_inv: dict[str, str] = {}
@@ -192,7 +192,7 @@ class _References:
         return out, waits
 
 
-def _reconcile_pair(mapping: Mapping, row: dict, refs: _References, plan: _Plan) -> None:
+def _reconcile_pair(mapping: FlowMapping, row: dict, refs: _References, plan: _Plan) -> None:
     link, p, i = row["link"], row[POGO], row[INVOICED]
     pogo_id, inv_id = link["poweroffice_go_id"], link["invoiced_id"]
     if link["state"] != "active" or p is None or i is None:
@@ -245,7 +245,7 @@ def _reconcile_pair(mapping: Mapping, row: dict, refs: _References, plan: _Plan)
         plan.settle(INVOICED, inv_id)
 
 
-def _reconcile_unlinked(store: LinkStore, mapping: Mapping, rows: list[dict], refs: _References, plan: _Plan,
+def _reconcile_unlinked(store: LinkStore, mapping: FlowMapping, rows: list[dict], refs: _References, plan: _Plan,
                         sibling_flows: tuple[str, ...]) -> None:
     by_side: dict[str, dict[str, dict]] = {POGO: {}, INVOICED: {}}
     for row in rows:
@@ -328,7 +328,7 @@ def _planned_conflicts(items: list[dict]) -> list[dict]:
             for it in items if it["action"] == "update" for c in (it.get("detail") or {}).get("conflicts", [])]
 
 
-def _apply_link_store_items(store: LinkStore, mapping: Mapping, run_id: str, items: list[dict],
+def _apply_link_store_items(store: LinkStore, mapping: FlowMapping, run_id: str, items: list[dict],
                             settled: list[tuple[str, str]]) -> None:
     links, rebases, log = [], [], []
     for it in items:

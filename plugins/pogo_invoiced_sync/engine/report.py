@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from pogo_invoiced_sync.engine.link_store import LinkStore
-from pogo_invoiced_sync.engine.mapping import SYSTEMS, Mapping
+from pogo_invoiced_sync.engine.flow_mapping import SYSTEMS, FlowMapping
 
 EXAMPLES = 20  # sync-log rows shown per operation and outcome: enough to see why, few enough to read
 
 
-def summarise(store: LinkStore, mapping: Mapping, run_id: str, *, dry_run: bool = False) -> dict:
+def summarise(store: LinkStore, mapping: FlowMapping, run_id: str, *, dry_run: bool = False) -> dict:
     """Per-direction counts of the run — created, updated, conflicts, rejected, waiting — stored as its report.
 
     ``unchanged`` counts the records of this flow that the run listed and found as they were (a record listed

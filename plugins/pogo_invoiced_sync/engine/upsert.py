@@ -10,11 +10,11 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from pogo_invoiced_sync.engine.link_store import LinkStore
-from pogo_invoiced_sync.engine.mapping import DIRECTION, POGO, Mapping, other
-from pogo_invoiced_sync.engine.mirror import mirror_row
+from pogo_invoiced_sync.engine.flow_mapping import DIRECTION, POGO, FlowMapping, other
+from pogo_invoiced_sync.engine.map_step import mirror_row
 from pogo_invoiced_sync.engine.progress import Progress
 from pogo_invoiced_sync.engine.reconcile import _planned
-from pogo_invoiced_sync.engine.systems import entity_for
+from pogo_invoiced_sync.engine.entities import entity_for
 
 CHUNK = 200
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def attempt_key(body: dict) -> str:
     return f"{uuid.uuid4().hex}-{digest}"  # 49 characters: Invoiced takes 6 to 64
 
 
-def left_out_fields(mapping: Mapping, target: str, left_out: dict) -> list[str]:
+def left_out_fields(mapping: FlowMapping, target: str, left_out: dict) -> list[str]:
     """Canonical names of the fields whose target paths were left out of a write."""
     return [f.name for f in mapping.fields if set(f.sides[target].paths) & set(left_out)]
 
@@ -40,7 +40,7 @@ class RetryableFailures(RuntimeError):
     """Some API calls failed for reasons that may pass (rate limits, outages): the task should be retried."""
 
 
-def upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, *, dry_run: bool = False,
+def upsert(store: LinkStore, mapping: FlowMapping, target: str, hook, run_id: str, *, dry_run: bool = False,
            max_workers: int = 4) -> dict:
     """Carry out the plan's API items for ``target``; record every outcome."""
     flow = mapping.flow
@@ -54,7 +54,7 @@ def upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, *
         return _upsert(store, mapping, target, hook, run_id, items, max_workers)
 
 
-def _upsert(store: LinkStore, mapping: Mapping, target: str, hook, run_id: str, items: list[dict],
+def _upsert(store: LinkStore, mapping: FlowMapping, target: str, hook, run_id: str, items: list[dict],
             max_workers: int) -> dict:
     from pogo_invoiced_sync.hooks.common import PermanentApiError
 
@@ -184,7 +184,7 @@ class ConfigurationStop(Exception):
     """Internal: a call not made because another call of the step hit a configuration failure."""
 
 
-def _record_results(store: LinkStore, mapping: Mapping, target: str, run_id: str, results: list, counts: Counter,
+def _record_results(store: LinkStore, mapping: FlowMapping, target: str, run_id: str, results: list, counts: Counter,
                     retryable: list[str]) -> None:
     source = other(target)
     links, base_updates, mirror, done, failed, intents_done, settled, log = [], [], [], [], [], [], [], []

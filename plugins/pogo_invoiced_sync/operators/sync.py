@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 
 from pogo_invoiced_sync.engine import steps
 from pogo_invoiced_sync.engine.link_store import DEFAULT_SCHEMA, LinkStore
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, SYSTEMS, Mapping, TooManyRejections, load_mapping
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, SYSTEMS, FlowMapping, TooManyRejections, load_mapping
 from pogo_invoiced_sync.engine.report import EXAMPLES
 
 API_CONN_IDS = {POGO: "poweroffice_go_default", INVOICED: "invoiced_default"}
@@ -47,7 +47,7 @@ class FlowOperator(BaseOperator):
         self.mappings_dir = mappings_dir
 
     @property
-    def mapping(self) -> Mapping:
+    def mapping(self) -> FlowMapping:
         return load_mapping(self.flow, Path(self.mappings_dir) if self.mappings_dir else None)
 
     def link_store(self) -> LinkStore:

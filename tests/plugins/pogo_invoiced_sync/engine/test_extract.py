@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from pogo_invoiced_sync.engine import steps
-from pogo_invoiced_sync.engine.mapping import INVOICED, load_mapping
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, load_mapping
 from pogo_invoiced_sync.hooks import InvoicedHook
 
 pytestmark = pytest.mark.integration

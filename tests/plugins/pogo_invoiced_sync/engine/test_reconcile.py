@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, Mapping
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, FlowMapping
 from pogo_invoiced_sync.engine.reconcile import ChangeGuardTripped, reconcile
 
 FLOW = "customers_company"
@@ -14,8 +14,8 @@ EARLY = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 LATE = EARLY + dt.timedelta(hours=1)
 
 
-def _mapping(**extra) -> Mapping:
-    return Mapping.from_dict({
+def _mapping(**extra) -> FlowMapping:
+    return FlowMapping.from_dict({
         "flow": FLOW, "poweroffice_go": {"entity": "customers", "route": {"IsPerson": False}},
         "invoiced": {"entity": "customers", "route": {"type": "company"}}, "create": ["to_invoiced", "to_poweroffice_go"],
         "fields": [{"name": "name", "poweroffice_go": "Name", "invoiced": "name"},

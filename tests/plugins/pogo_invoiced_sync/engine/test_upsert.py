@@ -6,7 +6,7 @@ import pytest
 
 from pogo_invoiced_sync.engine import steps
 from pogo_invoiced_sync.engine.link_store import LinkStore
-from pogo_invoiced_sync.engine.mapping import INVOICED, SYSTEMS, load_mapping
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, SYSTEMS, load_mapping
 from pogo_invoiced_sync.engine.upsert import RetryableFailures, attempt_key
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ def test_a_user_edit_shown_in_the_answer_to_our_update_of_another_field_is_synce
     # A user edits the city in Invoiced after the run read it and before the run writes the name there:
     # the answer to our write shows the new city, which is not ours.
     stack.invoiced.update(f"/customers/{inv_id}", {"city": "Bodø"})
-    from pogo_invoiced_sync.engine.mapping import load_mapping
+    from pogo_invoiced_sync.engine.flow_mapping import load_mapping
     from pogo_invoiced_sync.operators.sync import _hook
 
     store = _store(stack)

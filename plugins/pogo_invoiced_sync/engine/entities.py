@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, get_path
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, get_path
 
 EXTERNAL_REF_KEY = "poweroffice_go_id"  # Invoiced metadata key carrying the PowerOffice Go id (MAPPING.md, decision 2)
 _IN_USE = re.compile(r"is used on \(contact\) Id = (\d+)|is used on .*?Id = ([0-9a-fA-F-]{8,})", re.IGNORECASE)

@@ -1,7 +1,7 @@
 """The declarative mappings: reading, writing and validating flows."""
 import pytest
 
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO, Mapping, MappingError, load_all
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, FlowMapping, MappingError, load_all
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_a_field_added_to_a_mapping_is_synchronised_without_code(flows):
     data = {"flow": "x", "poweroffice_go": {"entity": "customers"}, "invoiced": {"entity": "customers"},
             "fields": [{"name": "name", "poweroffice_go": "Name", "invoiced": "name"},
                        {"name": "phone", "poweroffice_go": "PhoneNumber", "invoiced": "phone"}]}
-    mapping = Mapping.from_dict(data)
+    mapping = FlowMapping.from_dict(data)
     assert mapping.read(INVOICED, {"name": "A", "phone": "+47 1"}) == {"name": "A", "phone": "+47 1"}
     assert mapping.write(POGO, {"phone": "+47 1"}) == {"PhoneNumber": "+47 1"}
 
@@ -55,7 +55,7 @@ def test_an_unknown_transform_is_refused_with_the_fields_name():
     data = {"flow": "x", "poweroffice_go": {"entity": "customers"}, "invoiced": {"entity": "customers"},
             "fields": [{"name": "name", "poweroffice_go": "Name", "invoiced": "name", "transform": "rot13"}]}
     with pytest.raises(MappingError, match="rot13.*name"):
-        Mapping.from_dict(data)
+        FlowMapping.from_dict(data)
 
 
 def test_a_voided_invoice_leaves_the_invoice_flow(flows):
@@ -80,14 +80,14 @@ def test_only_with_must_name_other_mapped_fields():
     data = {"flow": "x", "poweroffice_go": {"entity": "customers"}, "invoiced": {"entity": "customers"},
             "fields": [{"name": "country", "poweroffice_go": "C", "invoiced": "c", "only_with": ["city"]}]}
     with pytest.raises(MappingError, match="only_with of field country"):
-        Mapping.from_dict(data)
+        FlowMapping.from_dict(data)
 
 
 def test_no_customer_mapping_imposes_a_delivery_type_on_records_it_creates(flows):
     for flow in ("customers_company", "customers_person"):
         assert set(flows[flow].sides[POGO].create_defaults) == {"IsPerson"}
 def test_one_reason_rejecting_most_records_of_a_step_fails_it_with_the_reason_and_a_sample(flows):
-    from pogo_invoiced_sync.engine.mapping import TooManyRejections
+    from pogo_invoiced_sync.engine.flow_mapping import TooManyRejections
 
     rejected = [("lacks mapped field(s) nmae", str(i)) for i in range(1, 8)]
     with pytest.raises(TooManyRejections) as stop:
@@ -106,12 +106,12 @@ def test_many_rejections_for_different_reasons_do_not_fail_a_step(flows):
 
 
 def test_the_rejection_limits_are_a_mapping_setting():
-    from pogo_invoiced_sync.engine.mapping import MAPPINGS_DIR
+    from pogo_invoiced_sync.engine.flow_mapping import MAPPINGS_DIR
 
     import yaml
 
     data = yaml.safe_load((MAPPINGS_DIR / "customers_company.yaml").read_text())
     data["rejections"] = {"max_fraction": 0.9, "min_records": 10}
-    limits = Mapping.from_dict(data).rejections
+    limits = FlowMapping.from_dict(data).rejections
     limits.check("map of invoiced", 9, [("same", str(i)) for i in range(9)])  # under min_records: passes
     assert (limits.max_fraction, limits.min_records) == (0.9, 10)

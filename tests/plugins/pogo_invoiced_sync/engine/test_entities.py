@@ -1,6 +1,6 @@
 """The entity adapters' write rules: what each API can hold, and what is left out of a write."""
-from pogo_invoiced_sync.engine.mapping import INVOICED, POGO
-from pogo_invoiced_sync.engine.systems import entity_for
+from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO
+from pogo_invoiced_sync.engine.entities import entity_for
 
 CUSTOMERS = entity_for(POGO, "customers")
 INVOICES = entity_for(INVOICED, "invoices")

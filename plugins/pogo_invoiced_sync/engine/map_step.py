@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from pogo_invoiced_sync.engine.link_store import LinkStore
-from pogo_invoiced_sync.engine.mapping import Mapping
-from pogo_invoiced_sync.engine.systems import entity_for
+from pogo_invoiced_sync.engine.flow_mapping import FlowMapping
+from pogo_invoiced_sync.engine.entities import entity_for
 
 
 class MissingFields(ValueError):
@@ -24,7 +24,7 @@ def _fingerprint(vals: dict, routed: bool, external_ref: str | None) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
-def mirror_row(mapping: Mapping, system: str, raw: dict) -> dict:
+def mirror_row(mapping: FlowMapping, system: str, raw: dict) -> dict:
     """The mirror row of one raw API record: canonical values, routing, carried id, change time, fingerprint."""
     entity = entity_for(system, mapping.sides[system].entity)
     missing = _missing_paths(mapping, system, raw)
@@ -41,7 +41,7 @@ def mirror_row(mapping: Mapping, system: str, raw: dict) -> dict:
             "fingerprint": _fingerprint(vals, routed, external_ref)}
 
 
-def _missing_paths(mapping: Mapping, system: str, raw: dict) -> list[str]:
+def _missing_paths(mapping: FlowMapping, system: str, raw: dict) -> list[str]:
     """Mapped paths absent from ``raw`` (a null parent object counts as present: all its fields are empty).
 
     Of a ``first_of`` field only the first path must be present; the others are fallbacks. Routing keys are not
@@ -79,7 +79,7 @@ def _hold(cursor: dt.datetime | None, bad: list[dt.datetime]) -> dt.datetime | N
     return min(cursor, min(bad) - dt.timedelta(microseconds=1))
 
 
-def map_records(store: LinkStore, mapping: Mapping, system: str, run_id: str) -> dict:
+def map_records(store: LinkStore, mapping: FlowMapping, system: str, run_id: str) -> dict:
     """Turn staged payloads into canonical mirror rows; changed ones become dirty; then advance the cursor."""
     info = store.extract_info(mapping.flow, run_id, system)
     if info is None:

@@ -188,7 +188,7 @@ class Rejections:
 
 
 @dataclasses.dataclass(frozen=True)
-class Mapping:
+class FlowMapping:
     """A whole flow, as read from its YAML file."""
 
     flow: str
@@ -226,7 +226,7 @@ class Mapping:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Mapping":
+    def from_dict(cls, data: dict) -> "FlowMapping":
         """Validate and build a mapping; errors name the offending key."""
         try:
             sides = {
@@ -287,14 +287,14 @@ def _every_hours(spec: Any) -> float:
     return float(hours)
 
 
-def load_mapping(flow: str, directory: Path | None = None) -> Mapping:
+def load_mapping(flow: str, directory: Path | None = None) -> FlowMapping:
     """Read ``<flow>.yaml`` from the mappings folder."""
     path = (directory or MAPPINGS_DIR) / f"{flow}.yaml"
-    return Mapping.from_dict(yaml.safe_load(path.read_text()))
+    return FlowMapping.from_dict(yaml.safe_load(path.read_text()))
 
 
-def load_all(directory: Path | None = None) -> dict[str, Mapping]:
+def load_all(directory: Path | None = None) -> dict[str, FlowMapping]:
     """Every mapping in the folder, by flow name (reads files only; no API or DB)."""
     folder = directory or MAPPINGS_DIR
-    mappings = [Mapping.from_dict(yaml.safe_load(p.read_text())) for p in sorted(folder.glob("*.yaml"))]
+    mappings = [FlowMapping.from_dict(yaml.safe_load(p.read_text())) for p in sorted(folder.glob("*.yaml"))]
     return {m.flow: m for m in mappings}
