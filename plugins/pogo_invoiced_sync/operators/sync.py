@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
 
-from pogo_invoiced_sync.engine import steps
-from pogo_invoiced_sync.engine.link_store import DEFAULT_SCHEMA, LinkStore
 from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, SYSTEMS, FlowMapping, TooManyRejections, load_mapping
-from pogo_invoiced_sync.engine.report import EXAMPLES
+from pogo_invoiced_sync.engine.schema import DEFAULT_SCHEMA
+
+# The engine's steps (pandas, psycopg) are imported in run_step: parsing the DAG file only builds operators.
+if TYPE_CHECKING:
+    from pogo_invoiced_sync.engine.link_store import LinkStore
 
 API_CONN_IDS = {POGO: "poweroffice_go_default", INVOICED: "invoiced_default"}
 
@@ -32,7 +34,7 @@ class FlowOperator(BaseOperator):
     :param flow: the flow's mapping name in ``include/mappings`` (e.g. ``customers_person``).
     :param sync_state_conn_id: PostgreSQL connection of the link store.
     :param state_schema: schema holding the link store's tables.
-    :param mappings_dir: folder of the mapping files (default: the package's ``include/mappings``).
+    :param mappings_dir: folder of the mapping files (default: ``mappings/`` in the ``include_dir`` setting).
     """
 
     template_fields = ("flow", "sync_state_conn_id", "state_schema")
@@ -53,6 +55,8 @@ class FlowOperator(BaseOperator):
     def link_store(self) -> LinkStore:
         """A migrated link store over the ``sync_state`` connection (opened here, at run time only)."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from pogo_invoiced_sync.engine.link_store import LinkStore
 
         store = LinkStore(PostgresHook(postgres_conn_id=self.sync_state_conn_id).get_conn, self.state_schema)
         store.migrate()
@@ -107,6 +111,8 @@ class ExtractOperator(FlowOperator):
         self.api_conn_id = api_conn_id
 
     def run_step(self, context: Any) -> dict:
+        from pogo_invoiced_sync.engine import steps
+
         store = self.link_store()
         try:
             store.start_run(self.flow, context["run_id"], dict(context.get("params") or {}))
@@ -135,6 +141,8 @@ class MapOperator(FlowOperator):
     """Map both systems' staged records to canonical values in the record mirror, marking changed ones."""
 
     def run_step(self, context: Any) -> dict:
+        from pogo_invoiced_sync.engine import steps
+
         store = self.link_store()
         result, refused = {}, []
         try:
@@ -161,6 +169,8 @@ class ReconcileOperator(FlowOperator):
         self.sibling_flows = tuple(sibling_flows)
 
     def run_step(self, context: Any) -> dict:
+        from pogo_invoiced_sync.engine import steps
+
         store = self.link_store()
         try:
             return steps.reconcile(store, self.mapping, context["run_id"], self.sibling_flows,
@@ -188,6 +198,8 @@ class UpsertOperator(FlowOperator):
         self.api_conn_id = api_conn_id
 
     def run_step(self, context: Any) -> dict:
+        from pogo_invoiced_sync.engine import steps
+
         store = self.link_store()
         try:
             hook = _hook(self.target, self.api_conn_id)
@@ -209,6 +221,8 @@ class ReportOperator(FlowOperator):
     """Summarise the run per direction, store the summary as the run's report and print it."""
 
     def run_step(self, context: Any) -> dict:
+        from pogo_invoiced_sync.engine import steps
+
         store = self.link_store()
         try:
             summary = steps.summarise(store, self.mapping, context["run_id"], dry_run=self.param(context, "dry_run"))
@@ -241,6 +255,8 @@ class AnnounceLinksOperator(FlowOperator):
 
 def format_summary(summary: dict) -> str:
     """A small text table of a run summary, then the first records of each outcome with ids, values and reasons."""
+    from pogo_invoiced_sync.engine.report import EXAMPLES
+
     lines = []
     if summary.get("dry_run"):
         lines.append("  DRY RUN: nothing was written to either API; planned_* is what a real run would do")
