@@ -40,8 +40,10 @@ def describe() -> str:
     if configured:
         return f"include_dir {configured!r} is set by [{SECTION}] include_dir ({ENV_VAR} or airflow.cfg)"
     dags_folder = _airflow_setting("core", "dags_folder")
-    return (f"include_dir is not set, so it defaults to <core.dags_folder>/../include with dags_folder {dags_folder!r}; "
-            f"set {ENV_VAR} (or [{SECTION}] include_dir in airflow.cfg) to the folder holding mappings/")
+    return (
+        f"include_dir is not set, so it defaults to <core.dags_folder>/../include with dags_folder {dags_folder!r}; "
+        f"set {ENV_VAR} (or [{SECTION}] include_dir in airflow.cfg) to the folder holding mappings/"
+    )
 
 
 def mappings_dir() -> Path:

@@ -46,20 +46,29 @@ def test_each_dag_runs_hourly_one_run_at_a_time_with_retries_docs_and_tags(dagba
     dag = dagbag.dags[dag_id]
     assert "0 * * * *" in repr(dag.timetable)
     assert dag.max_active_runs == 1
-    assert dag.default_args["retries"] >= 1 and dag.owner
-    assert dag.doc_md and "dry_run" in dag.doc_md and "sync" in dag.tags
+    assert dag.default_args["retries"] >= 1
+    assert dag.owner
+    assert dag.doc_md
+    assert "dry_run" in dag.doc_md
+    assert "sync" in dag.tags
     assert set(dag.params) == {"full_refresh", "dry_run", "allow_mass_changes"}
 
 
 def test_api_tasks_share_one_pool_per_api(dagbag):
-    pools = {(t.task_id, t.pool) for d in dagbag.dags.values() for t in d.tasks if t.task_id.startswith(("extract", "upsert"))}
+    pools = {
+        (t.task_id, t.pool)
+        for d in dagbag.dags.values()
+        for t in d.tasks
+        if t.task_id.startswith(("extract", "upsert"))
+    }
     assert {p for t, p in pools if t.endswith("poweroffice_go")} == {"poweroffice_go_api"}
     assert {p for t, p in pools if t.endswith("invoiced")} == {"invoiced_api"}
 
 
 def test_the_invoice_flow_also_runs_once_both_customer_flows_have_run(dagbag):
     condition = repr(dagbag.dags["sync_salesorders_invoices"].timetable)
-    assert "customers_company" in condition and "customers_person" in condition
+    assert "customers_company" in condition
+    assert "customers_person" in condition
 
 
 def test_parsing_the_dags_opens_no_network_connection(monkeypatch):
@@ -88,13 +97,16 @@ def test_the_report_runs_whatever_became_of_the_run(dagbag, dag_id):
 def _python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter (nothing imported yet), with the test's environment plus ``env``."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", config.ENV_VAR)} | env
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_importing_the_dag_file_loads_neither_pandas_nor_psycopg(tmp_path):
-    code = (f"import runpy, sys; runpy.run_path({str(ROOT / 'dags' / 'sync_flows.py')!r}); "
-            "print(sorted(m for m in ('pandas', 'psycopg', 'psycopg2') if m in sys.modules))")
+    code = (
+        f"import runpy, sys; runpy.run_path({str(ROOT / 'dags' / 'sync_flows.py')!r}); "
+        "print(sorted(m for m in ('pandas', 'psycopg', 'psycopg2') if m in sys.modules))"
+    )
     done = _python(code, tmp_path, PYTHONPATH=str(ROOT / "plugins"))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
@@ -108,8 +120,11 @@ def installed_copy(tmp_path) -> dict[str, Path]:
     mappings, and the edited description shows which files were read.
     """
     site, include, dags, plugins, cwd = (tmp_path / n for n in ("site", "config", "dags", "plugins", "elsewhere"))
-    shutil.copytree(ROOT / "plugins" / "pogo_invoiced_sync", site / "pogo_invoiced_sync",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "plugins" / "pogo_invoiced_sync",
+        site / "pogo_invoiced_sync",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     shutil.copytree(ROOT / "include", include)
     company = include / "mappings" / "customers_company.yaml"
     company.write_text(company.read_text().replace("\ndescription: ", "\ndescription: Read from the setting. ", 1))
@@ -119,14 +134,22 @@ def installed_copy(tmp_path) -> dict[str, Path]:
 
 
 def _build_dags_in(where: dict[str, Path], **env: str) -> subprocess.CompletedProcess:
-    code = ("import json, pogo_invoiced_sync; from pogo_invoiced_sync.dag_factory import build_all; dags = build_all(); "
-            "print(json.dumps({'package': pogo_invoiced_sync.__file__, 'dags': sorted(dags), "
-            "'description': dags['sync_customers_company'].description}))")
+    code = (
+        "import json, pogo_invoiced_sync; from pogo_invoiced_sync.dag_factory import build_all; dags = build_all(); "
+        "print(json.dumps({'package': pogo_invoiced_sync.__file__, 'dags': sorted(dags), "
+        "'description': dags['sync_customers_company'].description}))"
+    )
     # PYTHONPATH is the installed copy only; Airflow's dags and plugins folders are empty ones (Airflow puts the
     # plugins folder on sys.path, which must not be the checkout's).
-    return _python(code, where["cwd"], PYTHONPATH=str(where["site"]), AIRFLOW_HOME=str(where["home"] / "airflow"),
-                   AIRFLOW__CORE__DAGS_FOLDER=str(where["dags"]), AIRFLOW__CORE__PLUGINS_FOLDER=str(where["plugins"]),
-                   **env)
+    return _python(
+        code,
+        where["cwd"],
+        PYTHONPATH=str(where["site"]),
+        AIRFLOW_HOME=str(where["home"] / "airflow"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(where["dags"]),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(where["plugins"]),
+        **env,
+    )
 
 
 def test_an_installed_package_builds_the_dags_from_the_mappings_in_the_include_dir_setting(installed_copy):

@@ -1,4 +1,5 @@
 """Declarative flow mappings (``include/mappings/*.yaml``): what is synchronised, how values convert, who may create."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,7 +58,7 @@ class SideField:
     kind: str = "path"  # path | join | first_of
 
     @classmethod
-    def parse(cls, spec: Any) -> "SideField":
+    def parse(cls, spec: Any) -> SideField:
         if isinstance(spec, str):
             return cls((spec,))
         if isinstance(spec, dict) and len(spec) == 1:
@@ -105,9 +106,10 @@ class Field:
 
     def write(self, system: str, value: str | None) -> dict[str, Any]:
         """Dotted-path assignments for ``system``; reference values are already the target's ids here."""
+        stored: Any = value
         if value is not None and self.reference_flows:
-            value = int(value) if value.isdigit() else value
-        return self.sides[system].write(value)
+            stored = int(value) if value.isdigit() else value
+        return self.sides[system].write(stored)
 
     @property
     def is_reference(self) -> bool:
@@ -188,7 +190,8 @@ class Rejections:
             raise TooManyRejections(
                 f"{step}: {len(ids)} of {handled} records rejected for the same reason: {reason} (records {sample}). "
                 "Every one is in the sync log (v_failures); one reason for so many usually means the set-up, "
-                "such as a field path in the mapping, is wrong. The rest of the step was done.")
+                "such as a field path in the mapping, is wrong. The rest of the step was done."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +206,7 @@ class FlowMapping:
     conflict: str
     match_on: tuple[str, ...]
     depends_on: tuple[str, ...]
-    guard: "Guard" = None  # type: ignore[assignment]
+    guard: Guard = None  # type: ignore[assignment]
     rejections: Rejections = Rejections()
     full_reconciliation_hours: float = 24.0  # a run lists incremental sides in full when the last full listing is older
 
@@ -230,24 +233,42 @@ class FlowMapping:
         return out
 
     @classmethod
-    def from_dict(cls, data: Any) -> "FlowMapping":
+    def from_dict(cls, data: Any) -> FlowMapping:
         """Validate and build a mapping; errors name the offending key and what it should be."""
         try:
             spec = MappingSpec.model_validate(data)
         except ValidationError as exc:
             raise MappingError("\n".join(_explain(error, data) for error in exc.errors())) from None
         sides = {
-            system: Side(system, side.entity, dict(side.route or {}), side.change_detection,
-                         dict(side.create_defaults or {}), dict(side.list_params or {}), side.overlap_seconds)
+            system: Side(
+                system,
+                side.entity,
+                dict(side.route or {}),
+                side.change_detection,
+                dict(side.create_defaults or {}),
+                dict(side.list_params or {}),
+                side.overlap_seconds,
+            )
             for system, side in ((POGO, spec.poweroffice_go), (INVOICED, spec.invoiced))
         }
         fields = []
-        for f in spec.fields:
-            transform, reference = f.transform, ()
-            if isinstance(transform, dict):
-                transform, reference = None, tuple(transform["reference"])
-            fields.append(Field(f.name, {POGO: f.poweroffice_go, INVOICED: f.invoiced}, transform, reference,
-                                tuple(f.immutable_on or ()), tuple(f.only_with or ())))
+        for item in spec.fields:
+            reference: tuple[str, ...] = ()
+            transform: str | None = None
+            if isinstance(item.transform, dict):  # {reference: [flows]}: an id translated through their links
+                reference = tuple(item.transform["reference"])
+            else:
+                transform = item.transform
+            fields.append(
+                Field(
+                    item.name,
+                    {POGO: item.poweroffice_go, INVOICED: item.invoiced},
+                    transform,
+                    reference,
+                    tuple(item.immutable_on or ()),
+                    tuple(item.only_with or ()),
+                )
+            )
         names = [f.name for f in fields]
         if len(set(names)) != len(names):
             raise MappingError("field names must be unique")
@@ -258,9 +279,14 @@ class FlowMapping:
             raise MappingError("match_on names fields that are not mapped")
         every = spec.full_reconciliation or FullReconciliationSpec()
         return cls(
-            flow=spec.flow, description=spec.description, sides=sides, fields=tuple(fields),
+            flow=spec.flow,
+            description=spec.description,
+            sides=sides,
+            fields=tuple(fields),
             create_targets=frozenset(DIRECTIONS[d] for d in spec.create or ()),
-            conflict=spec.conflict, match_on=tuple(spec.match_on or ()), depends_on=tuple(spec.depends_on or ()),
+            conflict=spec.conflict,
+            match_on=tuple(spec.match_on or ()),
+            depends_on=tuple(spec.depends_on or ()),
             guard=Guard(**(spec.guard or GuardSpec()).model_dump()),
             rejections=Rejections(**(spec.rejections or RejectionsSpec()).model_dump()),
             full_reconciliation_hours=every.every_hours,
@@ -358,7 +384,11 @@ def _explain(error: Any, data: Any) -> str:
     if kind == "extra_forbidden":
         allowed = sorted(_spec_at(loc[:-1]).model_fields)
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        message = "unknown key" + (f" (did you mean {close[0]}?)" if close else "") + f"; expected one of: {', '.join(allowed)}"
+        message = (
+            "unknown key"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + f"; expected one of: {', '.join(allowed)}"
+        )
     elif kind == "missing":
         message = "missing required key"
     elif kind not in ("value_error", "assertion_error"):

@@ -1,9 +1,11 @@
 """Extract, Map, Reconcile, Upsert and Report operators: generic over the flow mappings, thin over the engine."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
@@ -13,6 +15,8 @@ from pogo_invoiced_sync.engine.schema import DEFAULT_SCHEMA
 
 # The engine's steps (pandas, psycopg) are imported in run_step: parsing the DAG file only builds operators.
 if TYPE_CHECKING:
+    import psycopg
+
     from pogo_invoiced_sync.engine.link_store import LinkStore
 
 API_CONN_IDS = {POGO: "poweroffice_go_default", INVOICED: "invoiced_default"}
@@ -37,11 +41,18 @@ class FlowOperator(BaseOperator):
     :param mappings_dir: folder of the mapping files (default: ``mappings/`` in the ``include_dir`` setting).
     """
 
-    template_fields = ("flow", "sync_state_conn_id", "state_schema")
+    template_fields: Sequence[str] = ("flow", "sync_state_conn_id", "state_schema")
     ui_color = "#e8f4fd"
 
-    def __init__(self, *, flow: str, sync_state_conn_id: str = "sync_state_default",
-                 state_schema: str = DEFAULT_SCHEMA, mappings_dir: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        flow: str,
+        sync_state_conn_id: str = "sync_state_default",
+        state_schema: str = DEFAULT_SCHEMA,
+        mappings_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.flow = flow
         self.sync_state_conn_id = sync_state_conn_id
@@ -58,7 +69,9 @@ class FlowOperator(BaseOperator):
 
         from pogo_invoiced_sync.engine.link_store import LinkStore
 
-        store = LinkStore(PostgresHook(postgres_conn_id=self.sync_state_conn_id).get_conn, self.state_schema)
+        hook = PostgresHook(postgres_conn_id=self.sync_state_conn_id)
+        # psycopg 3 is the provider's driver here (psycopg2 is not installed): its connections are what LinkStore takes.
+        store = LinkStore(lambda: cast("psycopg.Connection", hook.get_conn()), self.state_schema)
         store.migrate()
         return store
 
@@ -73,7 +86,7 @@ class FlowOperator(BaseOperator):
         """Store this task's API calls (by status: 429s included) with the run, also when the step failed."""
         try:
             store.record_api(self.flow, context["run_id"], self.task_id, hook.stats)
-        except Exception as exc:  # noqa: BLE001 - statistics must never hide the step's own outcome
+        except Exception as exc:  # statistics must never hide the step's own outcome
             self.log.warning("could not store the API statistics of %s: %s", self.task_id, exc)
 
     def execute(self, context: Any) -> dict:
@@ -86,7 +99,7 @@ class FlowOperator(BaseOperator):
                 # Wrong keys, a missing connection or privilege: fail now, not after a ladder of identical retries.
                 from pogo_invoiced_sync.hooks.common import configuration_message
 
-                raise AirflowFailException(configuration_message(exc)) from exc
+                raise AirflowFailException(configuration_message(exc)) from exc  # type: ignore[arg-type]
             raise
         self.log.info("%s: %s", self.task_id, json.dumps(result, default=str, sort_keys=True))
         return result
@@ -119,8 +132,15 @@ class ExtractOperator(FlowOperator):
             since = context.get("data_interval_start") if is_backfill(context) else None
             hook = _hook(self.system, self.api_conn_id)
             try:
-                result = steps.extract(store, self.mapping, self.system, hook, context["run_id"],
-                                       full_refresh=self.param(context, "full_refresh"), since_override=since)
+                result = steps.extract(
+                    store,
+                    self.mapping,
+                    self.system,
+                    hook,
+                    context["run_id"],
+                    full_refresh=self.param(context, "full_refresh"),
+                    since_override=since,
+                )
             finally:
                 self.keep_api_stats(store, context, hook)
             result["api"] = hook.stats
@@ -173,10 +193,15 @@ class ReconcileOperator(FlowOperator):
 
         store = self.link_store()
         try:
-            return steps.reconcile(store, self.mapping, context["run_id"], self.sibling_flows,
-                                   dry_run=self.param(context, "dry_run"),
-                                   allow_mass_changes=self.param(context, "allow_mass_changes"),
-                                   full_refresh=self.param(context, "full_refresh"))
+            return steps.reconcile(
+                store,
+                self.mapping,
+                context["run_id"],
+                self.sibling_flows,
+                dry_run=self.param(context, "dry_run"),
+                allow_mass_changes=self.param(context, "allow_mass_changes"),
+                full_refresh=self.param(context, "full_refresh"),
+            )
         finally:
             store.close()
 
@@ -207,8 +232,9 @@ class UpsertOperator(FlowOperator):
             try:
                 hook.connection()  # max_workers is read from the connection's extras: load them before using it
                 workers = 1 if dry_run else max(1, int(getattr(hook, "max_workers", 4) or 4))
-                result = steps.upsert(store, self.mapping, self.target, hook, context["run_id"], dry_run=dry_run,
-                                      max_workers=workers)
+                result = steps.upsert(
+                    store, self.mapping, self.target, hook, context["run_id"], dry_run=dry_run, max_workers=workers
+                )
             finally:
                 self.keep_api_stats(store, context, hook)
             result["api"] = hook.stats
