@@ -70,7 +70,7 @@ class FlowOperator(BaseOperator):
         from pogo_invoiced_sync.engine.link_store import LinkStore
 
         hook = PostgresHook(postgres_conn_id=self.sync_state_conn_id)
-        # psycopg 3 is the provider's driver here (psycopg2 is not installed): its connections are what LinkStore takes.
+        # The provider hands out psycopg 3 connections (it prefers psycopg 3 with SQLAlchemy 2), which LinkStore takes.
         store = LinkStore(lambda: cast("psycopg.Connection", hook.get_conn()), self.state_schema)
         store.migrate()
         return store
