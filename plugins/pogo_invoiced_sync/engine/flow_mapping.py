@@ -1,4 +1,4 @@
-"""Declarative flow mappings (``include/mappings/*.yaml``): what is synchronised, how values convert, who may create."""
+"""Declarative flow mappings (``<include_dir>/mappings/*.yaml``): what is synchronised, how values convert."""
 
 from __future__ import annotations
 
