@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(args.dsn, autocommit=True) as conn:
             for table in ("links", "records", "sync_log", "runs"):
                 conn.execute(f'VACUUM ANALYZE "{schema}".{table}')
-        console = ConsoleStore(lambda: psycopg.connect(args.dsn), load_all(), schema)
+        console = ConsoleStore(lambda: psycopg.connect(args.dsn), load_all(ROOT / "include" / "mappings"), schema)
         with console.store.transaction() as cur:
             cur.execute(console.q("SELECT count(*) FROM {s}.sync_log"))
             log_rows = cur.fetchone()[0]

@@ -34,6 +34,18 @@ def include_dir() -> Path:
     return Path(dags_folder).expanduser().parent / "include"
 
 
+def describe() -> str:
+    """Where :func:`include_dir` came from, for error messages: the setting, or the default and its DAGs folder."""
+    configured = _airflow_setting(SECTION, "include_dir")
+    if configured:
+        return f"include_dir {configured!r} is set by [{SECTION}] include_dir ({ENV_VAR} or airflow.cfg)"
+    dags_folder = _airflow_setting("core", "dags_folder")
+    return (
+        f"include_dir is not set, so it defaults to <core.dags_folder>/../include with dags_folder {dags_folder!r}; "
+        f"set {ENV_VAR} (or [{SECTION}] include_dir in airflow.cfg) to the folder holding mappings/"
+    )
+
+
 def mappings_dir() -> Path:
     """The folder of the flow mappings (``<include_dir>/mappings``)."""
     return include_dir() / "mappings"

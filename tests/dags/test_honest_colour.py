@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from pogo_invoiced_sync.engine import flow_mapping as mapping_module
+from pogo_invoiced_sync import config
 
 pytestmark = pytest.mark.integration
 
@@ -14,12 +14,12 @@ pytestmark = pytest.mark.integration
 def _edit_company_mapping(tmp_path, monkeypatch, old: str, new: str) -> None:
     """Use the shipped mappings with one edit to the company flow's file."""
     folder = tmp_path / "mappings"
-    shutil.copytree(mapping_module.MAPPINGS_DIR, folder)
+    shutil.copytree(config.mappings_dir(), folder)
     path = folder / "customers_company.yaml"
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new))
-    monkeypatch.setattr(mapping_module, "MAPPINGS_DIR", folder)
+    monkeypatch.setenv(config.ENV_VAR, str(tmp_path))
 
 
 @pytest.fixture

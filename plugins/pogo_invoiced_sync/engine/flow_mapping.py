@@ -1,17 +1,22 @@
-"""Declarative flow mappings (``include/mappings/*.yaml``): what is synchronised, how values convert, who may create."""
+"""Declarative flow mappings (``<include_dir>/mappings/*.yaml``): what is synchronised, how values convert."""
+
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import Field as Constraint
+
+from pogo_invoiced_sync import config
 
 SYSTEMS = ("poweroffice_go", "invoiced")
 POGO, INVOICED = SYSTEMS
 DIRECTIONS = {"to_invoiced": INVOICED, "to_poweroffice_go": POGO}
 DIRECTION = {system: name for name, system in DIRECTIONS.items()}  # the direction that writes to a system
-MAPPINGS_DIR = Path(__file__).resolve().parents[3] / "include" / "mappings"
 
 
 class MappingError(ValueError):
@@ -53,7 +58,7 @@ class SideField:
     kind: str = "path"  # path | join | first_of
 
     @classmethod
-    def parse(cls, spec: Any) -> "SideField":
+    def parse(cls, spec: Any) -> SideField:
         if isinstance(spec, str):
             return cls((spec,))
         if isinstance(spec, dict) and len(spec) == 1:
@@ -101,9 +106,10 @@ class Field:
 
     def write(self, system: str, value: str | None) -> dict[str, Any]:
         """Dotted-path assignments for ``system``; reference values are already the target's ids here."""
+        stored: Any = value
         if value is not None and self.reference_flows:
-            value = int(value) if value.isdigit() else value
-        return self.sides[system].write(value)
+            stored = int(value) if value.isdigit() else value
+        return self.sides[system].write(stored)
 
     @property
     def is_reference(self) -> bool:
@@ -184,7 +190,8 @@ class Rejections:
             raise TooManyRejections(
                 f"{step}: {len(ids)} of {handled} records rejected for the same reason: {reason} (records {sample}). "
                 "Every one is in the sync log (v_failures); one reason for so many usually means the set-up, "
-                "such as a field path in the mapping, is wrong. The rest of the step was done.")
+                "such as a field path in the mapping, is wrong. The rest of the step was done."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +206,7 @@ class FlowMapping:
     conflict: str
     match_on: tuple[str, ...]
     depends_on: tuple[str, ...]
-    guard: "Guard" = None  # type: ignore[assignment]
+    guard: Guard = None  # type: ignore[assignment]
     rejections: Rejections = Rejections()
     full_reconciliation_hours: float = 24.0  # a run lists incremental sides in full when the last full listing is older
 
@@ -226,75 +233,236 @@ class FlowMapping:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FlowMapping":
-        """Validate and build a mapping; errors name the offending key."""
+    def from_dict(cls, data: Any) -> FlowMapping:
+        """Validate and build a mapping; errors name the offending key and what it should be."""
         try:
-            sides = {
-                system: Side(system, data[system]["entity"], dict(data[system].get("route") or {}),
-                             data[system].get("change_detection", "incremental"),
-                             dict(data[system].get("create_defaults") or {}),
-                             dict(data[system].get("list_params") or {}),
-                             float(data[system].get("overlap_seconds", 5.0)))
-                for system in SYSTEMS
-            }
-            fields = []
-            for spec in data["fields"]:
-                transform = spec.get("transform")
-                reference: tuple[str, ...] = ()
-                if isinstance(transform, dict) and "reference" in transform:
-                    reference, transform = tuple(transform["reference"]), None
-                if transform not in (None, "code"):
-                    raise MappingError(f"unknown transform {transform!r} on field {spec['name']}")
-                fields.append(Field(spec["name"], {s: SideField.parse(spec[s]) for s in SYSTEMS}, transform,
-                                    reference, tuple(spec.get("immutable_on") or ()),
-                                    tuple(spec.get("only_with") or ())))
-            unknown = set(data.get("create") or ()) - set(DIRECTIONS)
-            if unknown:
-                raise MappingError(f"unknown create directions: {sorted(unknown)}")
-            if data.get("conflict", "latest") not in ("latest", *SYSTEMS):
-                raise MappingError(f"conflict must be latest, poweroffice_go or invoiced: {data.get('conflict')!r}")
-            for side in sides.values():
-                if side.change_detection not in ("incremental", "full_scan"):
-                    raise MappingError(f"change_detection must be incremental or full_scan: {side.change_detection!r}")
-            names = [f.name for f in fields]
-            if len(set(names)) != len(names):
-                raise MappingError("field names must be unique")
-            for f in fields:
-                if set(f.only_with) - set(names) or f.name in f.only_with:
-                    raise MappingError(f"only_with of field {f.name} must name other mapped fields")
-            if set(data.get("match_on") or ()) - set(names):
-                raise MappingError("match_on names fields that are not mapped")
-            return cls(
-                flow=data["flow"], description=data.get("description", ""), sides=sides, fields=tuple(fields),
-                create_targets=frozenset(DIRECTIONS[d] for d in data.get("create") or ()),
-                conflict=data.get("conflict", "latest"), match_on=tuple(data.get("match_on") or ()),
-                depends_on=tuple(data.get("depends_on") or ()),
-                guard=Guard(**(data.get("guard") or {})),
-                rejections=Rejections(**(data.get("rejections") or {})),
-                full_reconciliation_hours=_every_hours(data.get("full_reconciliation")),
+            spec = MappingSpec.model_validate(data)
+        except ValidationError as exc:
+            raise MappingError("\n".join(_explain(error, data) for error in exc.errors())) from None
+        sides = {
+            system: Side(
+                system,
+                side.entity,
+                dict(side.route or {}),
+                side.change_detection,
+                dict(side.create_defaults or {}),
+                dict(side.list_params or {}),
+                side.overlap_seconds,
             )
-        except KeyError as exc:
-            raise MappingError(f"missing key {exc} in mapping {data.get('flow', '?')}") from exc
-        except TypeError as exc:
-            raise MappingError(f"invalid setting in mapping {data.get('flow', '?')}: {exc}") from exc
+            for system, side in ((POGO, spec.poweroffice_go), (INVOICED, spec.invoiced))
+        }
+        fields = []
+        for item in spec.fields:
+            reference: tuple[str, ...] = ()
+            transform: str | None = None
+            if isinstance(item.transform, dict):  # {reference: [flows]}: an id translated through their links
+                reference = tuple(item.transform["reference"])
+            else:
+                transform = item.transform
+            fields.append(
+                Field(
+                    item.name,
+                    {POGO: item.poweroffice_go, INVOICED: item.invoiced},
+                    transform,
+                    reference,
+                    tuple(item.immutable_on or ()),
+                    tuple(item.only_with or ()),
+                )
+            )
+        names = [f.name for f in fields]
+        if len(set(names)) != len(names):
+            raise MappingError("field names must be unique")
+        for f in fields:
+            if set(f.only_with) - set(names) or f.name in f.only_with:
+                raise MappingError(f"only_with of field {f.name} must name other mapped fields")
+        if set(spec.match_on or ()) - set(names):
+            raise MappingError("match_on names fields that are not mapped")
+        every = spec.full_reconciliation or FullReconciliationSpec()
+        return cls(
+            flow=spec.flow,
+            description=spec.description,
+            sides=sides,
+            fields=tuple(fields),
+            create_targets=frozenset(DIRECTIONS[d] for d in spec.create or ()),
+            conflict=spec.conflict,
+            match_on=tuple(spec.match_on or ()),
+            depends_on=tuple(spec.depends_on or ()),
+            guard=Guard(**(spec.guard or GuardSpec()).model_dump()),
+            rejections=Rejections(**(spec.rejections or RejectionsSpec()).model_dump()),
+            full_reconciliation_hours=every.every_hours,
+        )
 
 
-def _every_hours(spec: Any) -> float:
-    """``full_reconciliation: {every_hours: N}`` (default 24): how old the last full listing may get."""
-    hours = (spec or {}).get("every_hours", 24) if isinstance(spec, dict) or spec is None else None
-    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours <= 0:
-        raise MappingError(f"full_reconciliation must be {{every_hours: <hours above 0>}}: {spec!r}")
-    return float(hours)
+# -- The file format ------------------------------------------------------------------------------------------------
+# Validated before anything is built: strict types (YAML gives real ones; "5" is not a number of seconds) and no
+# unknown keys, so a misspelt ``overlap_second:`` fails instead of silently keeping the default.
+
+
+def _side_field(spec: Any) -> SideField:
+    return SideField.parse(spec)
+
+
+def _transform(spec: Any) -> str | dict[str, list[str]] | None:
+    if spec is None or spec == "code":
+        return spec
+    if isinstance(spec, dict) and set(spec) == {"reference"}:
+        flows = spec["reference"]
+        if isinstance(flows, list) and flows and all(isinstance(f, str) for f in flows):
+            return {"reference": flows}
+    raise ValueError(f"unknown transform {spec!r}: expected code or {{reference: [<flow>, ...]}}")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SideSpec(_Spec):
+    """One system's section (``poweroffice_go:`` / ``invoiced:``)."""
+
+    entity: str
+    route: dict[str, Any] | None = None
+    change_detection: Literal["incremental", "full_scan"] = "incremental"
+    create_defaults: dict[str, Any] | None = None
+    list_params: dict[str, Any] | None = None
+    overlap_seconds: Annotated[float, Constraint(ge=0)] = 5.0
+
+
+class FieldSpec(_Spec):
+    """One entry of ``fields:``."""
+
+    name: str
+    poweroffice_go: Annotated[Any, AfterValidator(_side_field)]
+    invoiced: Annotated[Any, AfterValidator(_side_field)]
+    transform: Annotated[Any, AfterValidator(_transform)] = None
+    immutable_on: list[Literal["poweroffice_go", "invoiced"]] | None = None
+    only_with: list[str] | None = None
+
+
+class GuardSpec(_Spec):
+    """``guard:``, the change guard's limits (see :class:`Guard`)."""
+
+    max_updates: Annotated[int, Constraint(ge=0)] = Guard.max_updates
+    max_fraction: Annotated[float, Constraint(gt=0)] = Guard.max_fraction
+    min_updates: Annotated[int, Constraint(ge=0)] = Guard.min_updates
+
+
+class RejectionsSpec(_Spec):
+    """``rejections:``, when rejections fail a step (see :class:`Rejections`)."""
+
+    max_fraction: Annotated[float, Constraint(gt=0)] = Rejections.max_fraction
+    min_records: Annotated[int, Constraint(ge=1)] = Rejections.min_records
+
+
+class FullReconciliationSpec(_Spec):
+    """``full_reconciliation:``, how old the last full listing of an incremental side may get."""
+
+    every_hours: Annotated[float, Constraint(gt=0)] = 24.0
+
+
+class MappingSpec(_Spec):
+    """A mapping file as written: the keys it may have and their types."""
+
+    flow: str
+    description: str = ""
+    poweroffice_go: SideSpec
+    invoiced: SideSpec
+    create: list[Literal["to_invoiced", "to_poweroffice_go"]] | None = None
+    full_reconciliation: FullReconciliationSpec | None = None
+    conflict: Literal["latest", "poweroffice_go", "invoiced"] = "latest"
+    match_on: list[str] | None = None
+    depends_on: list[str] | None = None
+    guard: GuardSpec | None = None
+    rejections: RejectionsSpec | None = None
+    fields: list[FieldSpec]
+
+
+def _explain(error: Any, data: Any) -> str:
+    """One pydantic error as ``<key path>: <what is wrong and what was expected>``."""
+    loc = tuple(error["loc"])
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".") or "the file"
+    kind, message = error["type"], str(error["msg"]).removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        allowed = sorted(_spec_at(loc[:-1]).model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        message = (
+            "unknown key"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + f"; expected one of: {', '.join(allowed)}"
+        )
+    elif kind == "missing":
+        message = "missing required key"
+    elif kind not in ("value_error", "assertion_error"):
+        message = f"{message}, got {error['input']!r}"
+    if len(loc) > 2 and loc[0] == "fields" and isinstance(loc[1], int):
+        name = _item(data, loc[:2], "name")
+        message += f" (in field {name})" if isinstance(name, str) else ""
+    return f"{where}: {message}"
+
+
+def _spec_at(loc: tuple) -> type[BaseModel]:
+    """The spec model that validates the mapping at ``loc`` (the section holding an unknown key)."""
+    model: type[BaseModel] = MappingSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[str(part)].annotation
+        model = next(m for m in _models_in(annotation))
+    return model
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
+
+
+def _item(data: Any, loc: tuple, key: str) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+# -- Where the files are --------------------------------------------------------------------------------------------
+
+
+def mappings_folder(directory: Path | str | None = None) -> Path:
+    """The mappings folder: ``directory`` if given, else ``<include_dir>/mappings`` from the package's setting.
+
+    :raises MappingError: the folder does not exist; the message says which setting led there.
+    """
+    if directory is not None:
+        folder = Path(directory)
+        if not folder.is_dir():
+            raise MappingError(f"mappings folder {folder} does not exist")
+        return folder
+    try:
+        folder = config.mappings_dir()
+    except RuntimeError as exc:
+        raise MappingError(str(exc)) from exc
+    if not folder.is_dir():
+        raise MappingError(f"mappings folder {folder} does not exist: {config.describe()}")
+    return folder
+
+
+def read_mapping_file(path: Path) -> FlowMapping:
+    """Read and validate one mapping file; every error names the file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+        return FlowMapping.from_dict(data)
+    except (MappingError, yaml.YAMLError, OSError) as exc:
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        raise MappingError(f"{path}: " + "\n  ".join(lines)) from None
 
 
 def load_mapping(flow: str, directory: Path | None = None) -> FlowMapping:
-    """Read ``<flow>.yaml`` from the mappings folder."""
-    path = (directory or MAPPINGS_DIR) / f"{flow}.yaml"
-    return FlowMapping.from_dict(yaml.safe_load(path.read_text()))
+    """Read ``<flow>.yaml`` from the mappings folder (default: the ``include_dir`` setting's ``mappings/``)."""
+    return read_mapping_file(mappings_folder(directory) / f"{flow}.yaml")
 
 
 def load_all(directory: Path | None = None) -> dict[str, FlowMapping]:
     """Every mapping in the folder, by flow name (reads files only; no API or DB)."""
-    folder = directory or MAPPINGS_DIR
-    mappings = [FlowMapping.from_dict(yaml.safe_load(p.read_text())) for p in sorted(folder.glob("*.yaml"))]
+    mappings = [read_mapping_file(p) for p in sorted(mappings_folder(directory).glob("*.yaml"))]
     return {m.flow: m for m in mappings}

@@ -14,9 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from pogo_invoiced_sync.engine.schema import MIGRATIONS
-
-DEFAULT_SCHEMA = "pogo_invoiced_sync"
+from pogo_invoiced_sync.engine.schema import DEFAULT_SCHEMA, MIGRATIONS
 
 
 def _dumps(value: Any) -> str:

@@ -1,6 +1,9 @@
 """Versioned, idempotent migrations of the link store's PostgreSQL schema."""
 from __future__ import annotations
 
+# Here, not in link_store, so the operators name it without importing psycopg at DAG parse time.
+DEFAULT_SCHEMA = "pogo_invoiced_sync"
+
 # Each entry runs once, in order, inside one transaction with its version row. Append; never edit a released one.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "link store, mirror, staging, plan, sync log", """

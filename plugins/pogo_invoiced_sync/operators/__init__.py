@@ -1,4 +1,5 @@
 """Thin Airflow operators around the sync engine's steps."""
+
 from pogo_invoiced_sync.operators.sync import (
     AnnounceLinksOperator,
     ExtractOperator,
@@ -8,4 +9,11 @@ from pogo_invoiced_sync.operators.sync import (
     UpsertOperator,
 )
 
-__all__ = ["AnnounceLinksOperator", "ExtractOperator", "MapOperator", "ReconcileOperator", "ReportOperator", "UpsertOperator"]
+__all__ = [
+    "AnnounceLinksOperator",
+    "ExtractOperator",
+    "MapOperator",
+    "ReconcileOperator",
+    "ReportOperator",
+    "UpsertOperator",
+]

@@ -1,17 +1,23 @@
 """Extract, Map, Reconcile, Upsert and Report operators: generic over the flow mappings, thin over the engine."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
 
-from pogo_invoiced_sync.engine import steps
-from pogo_invoiced_sync.engine.link_store import DEFAULT_SCHEMA, LinkStore
 from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, SYSTEMS, FlowMapping, TooManyRejections, load_mapping
-from pogo_invoiced_sync.engine.report import EXAMPLES
+from pogo_invoiced_sync.engine.schema import DEFAULT_SCHEMA
+
+# The engine's steps (pandas, psycopg) are imported in run_step: parsing the DAG file only builds operators.
+if TYPE_CHECKING:
+    import psycopg
+
+    from pogo_invoiced_sync.engine.link_store import LinkStore
 
 API_CONN_IDS = {POGO: "poweroffice_go_default", INVOICED: "invoiced_default"}
 
@@ -32,14 +38,21 @@ class FlowOperator(BaseOperator):
     :param flow: the flow's mapping name in ``include/mappings`` (e.g. ``customers_person``).
     :param sync_state_conn_id: PostgreSQL connection of the link store.
     :param state_schema: schema holding the link store's tables.
-    :param mappings_dir: folder of the mapping files (default: the package's ``include/mappings``).
+    :param mappings_dir: folder of the mapping files (default: ``mappings/`` in the ``include_dir`` setting).
     """
 
-    template_fields = ("flow", "sync_state_conn_id", "state_schema")
+    template_fields: Sequence[str] = ("flow", "sync_state_conn_id", "state_schema")
     ui_color = "#e8f4fd"
 
-    def __init__(self, *, flow: str, sync_state_conn_id: str = "sync_state_default",
-                 state_schema: str = DEFAULT_SCHEMA, mappings_dir: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        flow: str,
+        sync_state_conn_id: str = "sync_state_default",
+        state_schema: str = DEFAULT_SCHEMA,
+        mappings_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.flow = flow
         self.sync_state_conn_id = sync_state_conn_id
@@ -54,7 +67,11 @@ class FlowOperator(BaseOperator):
         """A migrated link store over the ``sync_state`` connection (opened here, at run time only)."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-        store = LinkStore(PostgresHook(postgres_conn_id=self.sync_state_conn_id).get_conn, self.state_schema)
+        from pogo_invoiced_sync.engine.link_store import LinkStore
+
+        hook = PostgresHook(postgres_conn_id=self.sync_state_conn_id)
+        # The provider hands out psycopg 3 connections (it prefers psycopg 3 with SQLAlchemy 2), which LinkStore takes.
+        store = LinkStore(lambda: cast("psycopg.Connection", hook.get_conn()), self.state_schema)
         store.migrate()
         return store
 
@@ -69,7 +86,7 @@ class FlowOperator(BaseOperator):
         """Store this task's API calls (by status: 429s included) with the run, also when the step failed."""
         try:
             store.record_api(self.flow, context["run_id"], self.task_id, hook.stats)
-        except Exception as exc:  # noqa: BLE001 - statistics must never hide the step's own outcome
+        except Exception as exc:  # statistics must never hide the step's own outcome
             self.log.warning("could not store the API statistics of %s: %s", self.task_id, exc)
 
     def execute(self, context: Any) -> dict:
@@ -82,7 +99,7 @@ class FlowOperator(BaseOperator):
                 # Wrong keys, a missing connection or privilege: fail now, not after a ladder of identical retries.
                 from pogo_invoiced_sync.hooks.common import configuration_message
 
-                raise AirflowFailException(configuration_message(exc)) from exc
+                raise AirflowFailException(configuration_message(exc)) from exc  # type: ignore[arg-type]
             raise
         self.log.info("%s: %s", self.task_id, json.dumps(result, default=str, sort_keys=True))
         return result
@@ -107,14 +124,23 @@ class ExtractOperator(FlowOperator):
         self.api_conn_id = api_conn_id
 
     def run_step(self, context: Any) -> dict:
+        from pogo_invoiced_sync.engine import steps
+
         store = self.link_store()
         try:
             store.start_run(self.flow, context["run_id"], dict(context.get("params") or {}))
             since = context.get("data_interval_start") if is_backfill(context) else None
             hook = _hook(self.system, self.api_conn_id)
             try:
-                result = steps.extract(store, self.mapping, self.system, hook, context["run_id"],
-                                       full_refresh=self.param(context, "full_refresh"), since_override=since)
+                result = steps.extract(
+                    store,
+                    self.mapping,
+                    self.system,
+                    hook,
+                    context["run_id"],
+                    full_refresh=self.param(context, "full_refresh"),
+                    since_override=since,
+                )
             finally:
                 self.keep_api_stats(store, context, hook)
             result["api"] = hook.stats
@@ -135,6 +161,8 @@ class MapOperator(FlowOperator):
     """Map both systems' staged records to canonical values in the record mirror, marking changed ones."""
 
     def run_step(self, context: Any) -> dict:
+        from pogo_invoiced_sync.engine import steps
+
         store = self.link_store()
         result, refused = {}, []
         try:
@@ -161,12 +189,19 @@ class ReconcileOperator(FlowOperator):
         self.sibling_flows = tuple(sibling_flows)
 
     def run_step(self, context: Any) -> dict:
+        from pogo_invoiced_sync.engine import steps
+
         store = self.link_store()
         try:
-            return steps.reconcile(store, self.mapping, context["run_id"], self.sibling_flows,
-                                   dry_run=self.param(context, "dry_run"),
-                                   allow_mass_changes=self.param(context, "allow_mass_changes"),
-                                   full_refresh=self.param(context, "full_refresh"))
+            return steps.reconcile(
+                store,
+                self.mapping,
+                context["run_id"],
+                self.sibling_flows,
+                dry_run=self.param(context, "dry_run"),
+                allow_mass_changes=self.param(context, "allow_mass_changes"),
+                full_refresh=self.param(context, "full_refresh"),
+            )
         finally:
             store.close()
 
@@ -188,6 +223,8 @@ class UpsertOperator(FlowOperator):
         self.api_conn_id = api_conn_id
 
     def run_step(self, context: Any) -> dict:
+        from pogo_invoiced_sync.engine import steps
+
         store = self.link_store()
         try:
             hook = _hook(self.target, self.api_conn_id)
@@ -195,8 +232,9 @@ class UpsertOperator(FlowOperator):
             try:
                 hook.connection()  # max_workers is read from the connection's extras: load them before using it
                 workers = 1 if dry_run else max(1, int(getattr(hook, "max_workers", 4) or 4))
-                result = steps.upsert(store, self.mapping, self.target, hook, context["run_id"], dry_run=dry_run,
-                                      max_workers=workers)
+                result = steps.upsert(
+                    store, self.mapping, self.target, hook, context["run_id"], dry_run=dry_run, max_workers=workers
+                )
             finally:
                 self.keep_api_stats(store, context, hook)
             result["api"] = hook.stats
@@ -209,6 +247,8 @@ class ReportOperator(FlowOperator):
     """Summarise the run per direction, store the summary as the run's report and print it."""
 
     def run_step(self, context: Any) -> dict:
+        from pogo_invoiced_sync.engine import steps
+
         store = self.link_store()
         try:
             summary = steps.summarise(store, self.mapping, context["run_id"], dry_run=self.param(context, "dry_run"))
@@ -241,6 +281,8 @@ class AnnounceLinksOperator(FlowOperator):
 
 def format_summary(summary: dict) -> str:
     """A small text table of a run summary, then the first records of each outcome with ids, values and reasons."""
+    from pogo_invoiced_sync.engine.report import EXAMPLES
+
     lines = []
     if summary.get("dry_run"):
         lines.append("  DRY RUN: nothing was written to either API; planned_* is what a real run would do")

@@ -1,0 +1,223 @@
+"""The console's FastAPI app, mounted in Airflow's api-server by the plugin: pages and a small JSON API.
+
+Who is asking comes from Airflow's own dependency (``get_user``: the UI's session cookie or a bearer token); what
+they may do comes from the configured auth manager: reading needs GET on the flow's DAG, acting needs PUT on it, and
+a retry (which triggers a run) also POST on its runs. Actions only take JSON bodies, which a cross-site form cannot
+send, so the session cookie cannot be used to act from another site.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from pogo_invoiced_sync.console import pages
+from pogo_invoiced_sync.console.store import ActionError, ConsoleStore, as_json
+from pogo_invoiced_sync.engine.link_store import DEFAULT_SCHEMA
+
+SYNC_STATE_CONN_ID = "sync_state_default"
+ACTIONS = ("resolve", "retry", "unlink", "relink", "exclude", "include")
+
+
+def _default_connect() -> Any:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    return PostgresHook(postgres_conn_id=SYNC_STATE_CONN_ID).get_conn()
+
+
+def _default_trigger(dag_id: str, user: str, note: str) -> str | None:
+    """Queue a run of ``dag_id`` now, as the Trigger button does; returns its run id."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.utils.types import DagRunTriggeredByType
+
+    run = trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user,
+                      conf={"full_refresh": False, "dry_run": False, "allow_mass_changes": False}, note=note)
+    return None if run is None else run.run_id
+
+
+def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_SCHEMA,
+               mappings_dir: Path | None = None, trigger: Callable[[str, str, str], str | None] | None = None):
+    """The console app; ``connect`` defaults to the ``sync_state_default`` connection, ``trigger`` to Airflow's."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.api_fastapi.core_api.security import get_user
+
+    from pogo_invoiced_sync.engine.flow_mapping import load_all
+
+    connect = connect or _default_connect
+    trigger = trigger or _default_trigger
+    app = FastAPI(title="PowerOffice Go ⇄ Invoiced sync console", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @contextlib.contextmanager
+    def console() -> Iterator[ConsoleStore]:
+        store = ConsoleStore(connect, load_all(mappings_dir), schema)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    def allowed(user: Any, flow: str, method: str, entity: Any = None) -> bool:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return get_auth_manager().is_authorized_dag(method=method, access_entity=entity,
+                                                    details=DagDetails(id=f"sync_{flow}"), user=user)
+
+    def require(user: Any, flow: str, method: str, entity: Any = None) -> None:
+        if not allowed(user, flow, method, entity):
+            verb = "read" if method == "GET" else "change"
+            raise ActionError(403, f"{user.get_name()} may not {verb} sync_{flow}: that needs "
+                                   f"{'edit' if method != 'GET' else 'read'} access to the DAG")
+
+    def readable(user: Any, store: ConsoleStore) -> list[str]:
+        flows = [f for f in store.mappings if allowed(user, f, "GET")]
+        if not flows:
+            raise ActionError(403, f"{user.get_name()} may read none of the sync DAGs")
+        return flows
+
+    @app.exception_handler(ActionError)
+    async def action_error(request: Request, exc: ActionError):
+        if "/api/" in request.url.path:
+            return JSONResponse({"detail": exc.message}, status_code=exc.status)
+        return HTMLResponse(pages.error(request.scope.get("root_path", ""), exc.status, exc.message),
+                            status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        if "/api/" in request.url.path:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        message = exc.detail
+        if exc.status_code in (401, 403) and message in ("Not authenticated", "Token Expired", "Invalid JWT token"):
+            message = f"{message}: log in to Airflow first"
+        return HTMLResponse(pages.error(request.scope.get("root_path", ""), exc.status_code, str(message), login=True),
+                            status_code=exc.status_code)
+
+    # -- pages --------------------------------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse)
+    def health_page(request: Request, user=Depends(get_user)):
+        with console() as store:
+            if not store.migrated():
+                return HTMLResponse(pages.not_yet(request.scope.get("root_path", "")))
+            flows = readable(user, store)
+            data = [{**store.health(f), "chart": store.runs_chart(f)} for f in flows]
+        return HTMLResponse(pages.health(request.scope.get("root_path", ""), user.get_name(), data))
+
+    @app.get("/record", response_class=HTMLResponse)
+    def record_page(request: Request, q: str | None = None, flow: str | None = None, system: str | None = None,
+                    id: str | None = None, user=Depends(get_user)):  # noqa: A002 - the query parameter's name
+        root = request.scope.get("root_path", "")
+        with console() as store:
+            flows = readable(user, store)
+            if flow and system and id:
+                require(user, flow, "GET")
+                record = store.record(flow, system, id)
+                can_act = allowed(user, flow, "PUT")
+                return HTMLResponse(pages.record(root, user.get_name(), record, can_act))
+            found = [r for r in store.search(q or "") if r["flow"] in flows]
+        if len(found) == 1:
+            r = found[0]
+            query = urlencode({"flow": r["flow"], "system": r["system"], "id": r["record_id"]})
+            return HTMLResponse(status_code=303, headers={"Location": f"{root}/record?{query}"})
+        return HTMLResponse(pages.search(root, user.get_name(), q or "", found))
+
+    @app.get("/list/{kind}", response_class=HTMLResponse)
+    def list_page(request: Request, kind: str, flow: str, run_id: str | None = None, before: int | None = None,
+                  after: str | None = None, user=Depends(get_user)):
+        with console() as store:
+            store.mapping(flow)
+            require(user, flow, "GET")
+            listing = store.listing(kind, flow, run_id, before, after)
+        return HTMLResponse(pages.listing(request.scope.get("root_path", ""), user.get_name(), listing))
+
+    # -- JSON API -----------------------------------------------------------------------------------------------
+
+    @app.get("/api/health")
+    def health_api(user=Depends(get_user)):
+        with console() as store:
+            if not store.migrated():
+                return {"flows": []}
+            return as_json({"flows": [{**store.health(f), "chart": store.runs_chart(f)} for f in readable(user, store)]})
+
+    @app.get("/api/search")
+    def search_api(q: str, user=Depends(get_user)):
+        with console() as store:
+            flows = readable(user, store)
+            return as_json({"results": [r for r in store.search(q) if r["flow"] in flows]})
+
+    @app.get("/api/record/{flow}/{system}/{record_id}")
+    def record_api(flow: str, system: str, record_id: str, user=Depends(get_user)):
+        with console() as store:
+            store.mapping(flow)
+            require(user, flow, "GET")
+            return as_json(store.record(flow, system, record_id))
+
+    @app.get("/api/list/{kind}")
+    def list_api(kind: str, flow: str, run_id: str | None = None, before: int | None = None, after: str | None = None,
+                 user=Depends(get_user)):
+        with console() as store:
+            store.mapping(flow)
+            require(user, flow, "GET")
+            return as_json(store.listing(kind, flow, run_id, before, after))
+
+    @app.post("/api/actions/{action}")
+    async def act(action: str, request: Request, user=Depends(get_user)):
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            raise ActionError(415, "actions take a JSON body (Content-Type: application/json)")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ActionError(422, "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise ActionError(422, "the body must be a JSON object")
+        if action not in ACTIONS:
+            raise ActionError(404, f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
+        flow = body.get("flow")
+        if not isinstance(flow, str):
+            raise ActionError(422, "flow is required")
+        preview = bool(body.get("preview", False))
+        name = user.get_name()
+        with console() as store:
+            store.mapping(flow)
+            require(user, flow, "PUT")
+            if action == "retry":
+                require(user, flow, "POST", DagAccessEntity.RUN)
+            result = _run_action(store, action, flow, body, name, preview)
+            if action == "retry" and result["applied"]:
+                try:
+                    result["dag_run_id"] = trigger(f"sync_{flow}", name, f"retry from the sync console by {name}")
+                except Exception as exc:  # noqa: BLE001 - the record stays marked; the next scheduled run takes it
+                    result["dag_run_id"] = None
+                    result["message"] += f"; starting the run failed ({exc}): the next scheduled run retries it"
+        return as_json(result)
+
+    return app
+
+
+def _field(body: dict, name: str) -> str:
+    value = body.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ActionError(422, f"{name} is required")
+    return str(value).strip()
+
+
+def _run_action(store: ConsoleStore, action: str, flow: str, body: dict, actor: str, preview: bool) -> dict:
+    if action == "resolve":
+        conflict = body.get("conflict_id")
+        if not isinstance(conflict, int):
+            raise ActionError(422, "conflict_id (a sync-log id) is required")
+        return store.resolve(flow, conflict, _field(body, "choice"), body.get("value"), actor=actor, preview=preview)
+    if action == "retry":
+        return store.mark_for_retry(flow, _field(body, "system"), _field(body, "record_id"), actor=actor, preview=preview)
+    if action == "unlink":
+        return store.unlink(flow, _field(body, "poweroffice_go_id"), actor=actor, preview=preview)
+    if action == "relink":
+        return store.relink(flow, _field(body, "poweroffice_go_id"), _field(body, "invoiced_id"), actor=actor,
+                            preview=preview)
+    if action == "exclude":
+        return store.exclude(flow, _field(body, "system"), _field(body, "record_id"), body.get("reason"), actor=actor,
+                             preview=preview)
+    return store.include(flow, _field(body, "system"), _field(body, "record_id"), actor=actor, preview=preview)
