@@ -6,7 +6,7 @@ import json
 import pytest
 
 from pogo_invoiced_sync.hooks import InvoicedHook, PowerOfficeGoHook
-from pogo_invoiced_sync.hooks.common import clear_shared_state
+from pogo_invoiced_sync.clients import clear_shared_state
 
 FAST = {"backoff_base": 0.02, "backoff_max": 0.2}
 

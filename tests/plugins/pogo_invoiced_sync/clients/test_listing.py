@@ -1,9 +1,9 @@
-"""How the hooks page a listing that moves while they read it, against the sandboxes over real HTTP."""
+"""How the clients page a listing that moves while they read it, against the sandboxes over real HTTP."""
 from __future__ import annotations
 
 import datetime as dt
 
-from pogo_invoiced_sync.hooks.listing import Listing
+from pogo_invoiced_sync.clients.listing import Listing
 
 CUSTOMERS = "/v2/Customers"
 
