@@ -30,9 +30,13 @@ class PogoEnv:
 
     def __init__(self, sandboxes) -> None:
         s = sandboxes.settings
-        self.fields: dict[str, Any] = {"base_url": sandboxes.pogo_url + "/v2", "application_key": s.pogo_application_key,
-                                       "client_key": s.pogo_client_key, "subscription_key": s.pogo_subscription_key,
-                                       "timeout": 5}
+        self.fields: dict[str, Any] = {
+            "base_url": sandboxes.pogo_url + "/v2",
+            "application_key": s.pogo_application_key,
+            "client_key": s.pogo_client_key,
+            "subscription_key": s.pogo_subscription_key,
+            "timeout": 5,
+        }
 
     def __call__(self, **overrides: Any) -> None:
         self.fields.update(overrides)
@@ -48,8 +52,11 @@ class InvoicedEnv:
     """The sandbox's Invoiced settings; call it to override the key or settings, ``client()`` to build one."""
 
     def __init__(self, sandboxes) -> None:
-        self.fields: dict[str, Any] = {"base_url": sandboxes.invoiced_url,
-                                       "api_key": sandboxes.settings.invoiced_api_key, "timeout": 5}
+        self.fields: dict[str, Any] = {
+            "base_url": sandboxes.invoiced_url,
+            "api_key": sandboxes.settings.invoiced_api_key,
+            "timeout": 5,
+        }
 
     def __call__(self, api_key: str | None = None, **overrides: Any) -> None:
         if api_key is not None:

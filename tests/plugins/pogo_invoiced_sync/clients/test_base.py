@@ -18,21 +18,29 @@ def invoiced_client(base_url: str = "https://api.invoiced.com", api_key: str = "
 
 def test_json_patch_turns_dotted_paths_into_replace_operations():
     ops = PowerOfficeGoClient.json_patch({"Name": "X", "MailAddress.City": "Oslo"})
-    assert ops == [{"op": "replace", "path": "/Name", "value": "X"},
-                   {"op": "replace", "path": "/MailAddress/City", "value": "Oslo"}]
+    assert ops == [
+        {"op": "replace", "path": "/Name", "value": "X"},
+        {"op": "replace", "path": "/MailAddress/City", "value": "Oslo"},
+    ]
 
 
 def test_json_patch_adds_the_whole_parent_when_the_current_parent_is_null():
-    ops = PowerOfficeGoClient.json_patch({"MailAddress.City": "Oslo", "MailAddress.ZipCode": "0150", "Name": "X"},
-                                         current={"Name": "Y", "mailAddress": None})
-    assert ops == [{"op": "add", "path": "/MailAddress", "value": {"City": "Oslo", "ZipCode": "0150"}},
-                   {"op": "replace", "path": "/Name", "value": "X"}]
+    ops = PowerOfficeGoClient.json_patch(
+        {"MailAddress.City": "Oslo", "MailAddress.ZipCode": "0150", "Name": "X"},
+        current={"Name": "Y", "mailAddress": None},
+    )
+    assert ops == [
+        {"op": "add", "path": "/MailAddress", "value": {"City": "Oslo", "ZipCode": "0150"}},
+        {"op": "replace", "path": "/Name", "value": "X"},
+    ]
 
 
 def test_json_patch_replaces_nested_fields_of_a_parent_absent_from_a_partial_current():
     ops = PowerOfficeGoClient.json_patch({"MailAddress.City": "Oslo", "Name": "X"}, current={"StreetAddress": None})
-    assert ops == [{"op": "replace", "path": "/MailAddress/City", "value": "Oslo"},
-                   {"op": "replace", "path": "/Name", "value": "X"}]
+    assert ops == [
+        {"op": "replace", "path": "/MailAddress/City", "value": "Oslo"},
+        {"op": "replace", "path": "/Name", "value": "X"},
+    ]
 
 
 def test_json_patch_replaces_nested_fields_when_the_current_parent_exists():
@@ -41,10 +49,18 @@ def test_json_patch_replaces_nested_fields_when_the_current_parent_exists():
 
 
 def test_query_strings_keep_brackets_and_encode_plus_and_spaces():
-    query = encode_query({"filter[number]": "A 1", "metadata": {"external_id": "x+y"}, "sort": "updated_at asc",
-                          "since": "2025-01-01T00:00:00+00:00", "skip": None})
-    assert query == ("filter[number]=A%201&metadata[external_id]=x%2By&sort=updated_at%20asc"
-                     "&since=2025-01-01T00%3A00%3A00%2B00%3A00")
+    query = encode_query(
+        {
+            "filter[number]": "A 1",
+            "metadata": {"external_id": "x+y"},
+            "sort": "updated_at asc",
+            "since": "2025-01-01T00:00:00+00:00",
+            "skip": None,
+        }
+    )
+    assert query == (
+        "filter[number]=A%201&metadata[external_id]=x%2By&sort=updated_at%20asc&since=2025-01-01T00%3A00%3A00%2B00%3A00"
+    )
 
 
 def test_retry_after_is_read_as_seconds_or_ignored_when_unreadable():
@@ -88,16 +104,26 @@ def test_invoiced_sends_the_api_key_as_user_with_an_empty_password():
 
 
 def test_poweroffice_go_sends_no_session_auth_and_derives_the_token_url_beside_v2():
-    client = PowerOfficeGoClient(PowerOfficeGoSettings(
-        base_url="https://goapi.poweroffice.net/Demo/v2", application_key="app", client_key="client",
-        subscription_key="sub"))
-    assert client.session.auth is None and client.session.verify is True
+    client = PowerOfficeGoClient(
+        PowerOfficeGoSettings(
+            base_url="https://goapi.poweroffice.net/Demo/v2",
+            application_key="app",
+            client_key="client",
+            subscription_key="sub",
+        )
+    )
+    assert client.session.auth is None
+    assert client.session.verify is True
     assert client.token_url == "https://goapi.poweroffice.net/Demo/OAuth/Token"
 
 
 def test_settings_keep_their_secrets_out_of_repr():
-    settings = PowerOfficeGoSettings(base_url="https://goapi.poweroffice.net/v2", application_key="app-secret",
-                                     client_key="client-secret", subscription_key="sub-secret")
+    settings = PowerOfficeGoSettings(
+        base_url="https://goapi.poweroffice.net/v2",
+        application_key="app-secret",
+        client_key="client-secret",
+        subscription_key="sub-secret",
+    )
     text = repr(settings) + repr(InvoicedSettings(base_url="https://api.invoiced.com", api_key="key-secret"))
     assert "secret" not in text
 
@@ -108,7 +134,8 @@ def test_each_thread_gets_its_own_session():
     thread = threading.Thread(target=lambda: sessions.append(client.session))
     thread.start()
     thread.join()
-    assert sessions[0] is not client.session and client.session is client.session
+    assert sessions[0] is not client.session
+    assert client.session is client.session
 
 
 def test_an_injected_limiter_holds_a_slot_for_every_request():
@@ -121,11 +148,13 @@ def test_an_injected_limiter_holds_a_slot_for_every_request():
             return RequestRateLimiter(1000).slot()
 
     limiter = Counting()
-    client = InvoicedClient(InvoicedSettings(base_url="http://127.0.0.1:9", api_key="test", timeout=1),
-                            limiter=limiter, max_attempts=1)
+    client = InvoicedClient(
+        InvoicedSettings(base_url="http://127.0.0.1:9", api_key="test", timeout=1), limiter=limiter, max_attempts=1
+    )
     with pytest.raises(Exception, match="connect error"):
         client.get("customers/1")
-    assert limiter.slots == 1 and client.limiter is limiter
+    assert limiter.slots == 1
+    assert client.limiter is limiter
 
 
 def test_idempotency_keys_outside_6_to_64_characters_are_refused_before_sending():

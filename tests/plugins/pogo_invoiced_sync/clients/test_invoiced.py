@@ -1,4 +1,5 @@
 """InvoicedClient against the Invoiced sandbox over real HTTP."""
+
 from __future__ import annotations
 
 import logging
@@ -12,7 +13,6 @@ from pogo_invoiced_sync.clients import (
     AmbiguousWriteError,
     AuthenticationError,
     PermanentApiError,
-    RetryableApiError,
 )
 
 from .conftest import FAST
@@ -40,8 +40,9 @@ def test_bracket_filters_and_metadata_filters_reach_the_api(invoiced, sandboxes)
     wanted = invoiced.create("customers", {"name": "Wanted", "number": "CUST-W1", "metadata": {"external_id": "p-1"}})
     invoiced.create("customers", {"name": "Other", "number": "CUST-O1", "metadata": {"external_id": "p-2"}})
     by_number = [c["id"] for page in invoiced.iter_pages("customers", {"filter[number]": "CUST-W1"}) for c in page]
-    by_metadata = [c["id"] for page in invoiced.iter_pages("customers", {"metadata": {"external_id": "p-1"}})
-                   for c in page]
+    by_metadata = [
+        c["id"] for page in invoiced.iter_pages("customers", {"metadata": {"external_id": "p-1"}}) for c in page
+    ]
     assert by_number == by_metadata == [wanted["id"]]
 
 
@@ -117,7 +118,8 @@ def test_thirty_threads_stay_under_twenty_requests_in_flight(invoiced_env, sandb
         list(pool.map(lambda i: client.get(f"customers/{i}"), range(60)))
     counters = sandboxes.invoiced.counters()
     assert statuses(counters, "GET", "/customers/{id}") == {"404": 60}
-    assert client.stats["retries"] == 0 and client.stats["limiter_wait_seconds"] > 0
+    assert client.stats["retries"] == 0
+    assert client.stats["limiter_wait_seconds"] > 0
 
 
 def test_a_wrong_api_key_raises_authentication_error_without_the_key(invoiced_env, sandboxes, caplog, capsys):

@@ -1,8 +1,8 @@
 """PowerOfficeGoClient against the PowerOffice Go sandbox over real HTTP."""
+
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -35,8 +35,12 @@ def statuses(counters: dict, method: str, path: str) -> dict:
 
 def new_customer(**fields) -> dict:
     """A minimal valid customer body with a unique external reference."""
-    return {"Name": "Fjord Test AS", "InvoiceDeliveryType": "Print",
-            "ExternalImportReference": uuid.uuid4().hex[:20], **fields}
+    return {
+        "Name": "Fjord Test AS",
+        "InvoiceDeliveryType": "Print",
+        "ExternalImportReference": uuid.uuid4().hex[:20],
+        **fields,
+    }
 
 
 def test_a_token_is_requested_once_and_reused_for_later_calls(pogo, sandboxes):
@@ -70,7 +74,9 @@ def test_a_token_refused_with_401_is_renewed_once_and_the_call_repeated(pogo, sa
 
 
 def test_a_call_still_refused_after_one_renewal_raises_authentication_error(pogo, sandboxes, monkeypatch):
-    monkeypatch.setattr(PowerOfficeGoClient, "_request_token", lambda self: ("not-a-valid-token", time.monotonic() + 600))
+    monkeypatch.setattr(
+        PowerOfficeGoClient, "_request_token", lambda self: ("not-a-valid-token", time.monotonic() + 600)
+    )
     with pytest.raises(AuthenticationError) as caught:
         pogo.get("Customers/1")
     assert caught.value.status == 401
@@ -81,8 +87,10 @@ def test_a_403_is_a_permanent_error_naming_the_missing_privilege_without_renewin
     sandboxes.pogo.configure(invalid_privileges=["Customer_Full"])
     with pytest.raises(PermissionDeniedError) as refused:
         pogo.create("Customers", new_customer(), safe_to_repeat=True)
-    assert isinstance(refused.value, PermanentApiError) and refused.value.status == 403
-    assert "Customer_Full" in str(refused.value) and "module" in str(refused.value)
+    assert isinstance(refused.value, PermanentApiError)
+    assert refused.value.status == 403
+    assert "Customer_Full" in str(refused.value)
+    assert "module" in str(refused.value)
     counters = sandboxes.pogo.counters()
     assert routes(counters, "POST", CUSTOMERS) == 1  # neither repeated nor retried after a new token
     assert routes(counters, "POST", "/OAuth/Token") == 1
@@ -120,7 +128,7 @@ def test_an_empty_list_answered_with_204_yields_no_pages(pogo, sandboxes):
 def test_incremental_listing_returns_only_customers_changed_after_since(pogo, sandboxes):
     old = pogo.create("Customers", new_customer(Name="Old AS"))
     time.sleep(0.05)
-    since = dt.datetime.now(dt.timezone.utc)
+    since = dt.datetime.now(dt.UTC)
     time.sleep(0.05)
     fresh = pogo.create("Customers", new_customer(Name="Fresh AS"))
     changed = [c["Id"] for page in pogo.iter_changed("Customers", since) for c in page]
@@ -130,11 +138,16 @@ def test_incremental_listing_returns_only_customers_changed_after_since(pogo, sa
 
 
 def test_patch_with_a_nested_field_changes_only_that_field(pogo, sandboxes):
-    created = pogo.create("Customers", new_customer(MailAddress={"AddressLine1": "Storgata 1", "City": "Bergen",
-                                                                 "ZipCode": "5003", "CountryCode": "NO"}))
+    created = pogo.create(
+        "Customers",
+        new_customer(
+            MailAddress={"AddressLine1": "Storgata 1", "City": "Bergen", "ZipCode": "5003", "CountryCode": "NO"}
+        ),
+    )
     updated = pogo.patch(f"Customers/{created['Id']}", {"Name": "Renamed AS", "MailAddress.City": "Oslo"})
     assert updated["Name"] == "Renamed AS"
-    assert updated["MailAddress"]["City"] == "Oslo" and updated["MailAddress"]["AddressLine1"] == "Storgata 1"
+    assert updated["MailAddress"]["City"] == "Oslo"
+    assert updated["MailAddress"]["AddressLine1"] == "Storgata 1"
     assert routes(sandboxes.pogo.counters(), "PATCH", "/v2/Customers/{id}") == 1
 
 
@@ -167,7 +180,8 @@ def test_a_read_that_keeps_failing_raises_retryable_error_after_all_attempts(pog
     sandboxes.pogo.faults(error_rate=1.0, path_pattern="^/v2/")
     with pytest.raises(RetryableApiError) as caught:
         pogo_env.client(max_attempts=3, **FAST).get("Customers/1")
-    assert caught.value.status == 503 and "3 attempts" in str(caught.value)
+    assert caught.value.status == 503
+    assert "3 attempts" in str(caught.value)
 
 
 def test_a_dropped_connection_on_a_read_is_retried(pogo, sandboxes):
@@ -217,7 +231,8 @@ def test_a_validation_error_carries_the_problem_details_title_and_detail(pogo, s
     with pytest.raises(PermanentApiError) as caught:
         pogo.create("Customers", {"InvoiceDeliveryType": "Print"})  # no Name
     assert caught.value.status == 400
-    assert "validation" in caught.value.message.lower() and "name" in caught.value.message.lower()
+    assert "validation" in caught.value.message.lower()
+    assert "name" in caught.value.message.lower()
     assert routes(sandboxes.pogo.counters(), "POST", CUSTOMERS) == 1
 
 
@@ -232,4 +247,5 @@ def test_eight_threads_stay_under_ten_requests_per_second(pogo, sandboxes):
     assert "429" not in statuses(counters, "GET", "/v2/Customers/{id}")
     assert routes(counters, "GET", "/v2/Customers/{id}") == 31
     assert elapsed >= 2.0  # 30 calls at <= 10 per second
-    assert pogo.stats["calls"]["GET"] == 31 and pogo.stats["limiter_wait_seconds"] > 0
+    assert pogo.stats["calls"]["GET"] == 31
+    assert pogo.stats["limiter_wait_seconds"] > 0

@@ -29,4 +29,5 @@ def test_test_connection_reports_success_with_a_valid_key(invoiced, sandboxes):
 def test_test_connection_reports_failure_with_a_wrong_key(invoiced_env, sandboxes):
     invoiced_env(api_key="wrong-api-key-0123456789")
     ok, message = InvoicedHook(**FAST).test_connection()
-    assert not ok and "wrong-api-key-0123456789" not in message
+    assert not ok
+    assert "wrong-api-key-0123456789" not in message

@@ -41,4 +41,5 @@ def test_test_connection_reports_success_with_valid_keys(pogo, sandboxes):
 def test_test_connection_reports_failure_with_a_wrong_subscription_key(pogo_env, sandboxes):
     pogo_env(subscription_key="00000000000000000000000000000000")
     ok, message = PowerOfficeGoHook(**FAST).test_connection()
-    assert not ok and "00000000000000000000000000000000" not in message
+    assert not ok
+    assert "00000000000000000000000000000000" not in message
