@@ -23,7 +23,7 @@ class Killed(BaseException):
 
 
 class DyingHook:
-    """A hook whose process dies right after its ``writes_before_death``-th write reached the API.
+    """A client whose process dies right after its ``writes_before_death``-th write reached the API.
 
     The write is stored by the API but its answer never gets back: the worst moment to die.
     """
@@ -63,13 +63,13 @@ def run_steps(stack, flow: str, run_id: str, *, until: str = "report", hooks: di
               before_upsert: threading.Barrier | None = None) -> dict:
     """Do the steps of one run up to and including ``until``; return their results.
 
-    ``hooks`` replaces the API hooks by system; ``before_upsert`` makes concurrent runs meet before writing.
+    ``hooks`` replaces the API clients by system; ``before_upsert`` makes concurrent runs meet before writing.
     """
     store = LinkStore(lambda: psycopg.connect(stack.dsn), SCHEMA)
     store.migrate()
     mapping = load_mapping(flow)
     hooks = hooks or {}
-    hook = lambda system: hooks.get(system) or _hook(system, None)  # noqa: E731
+    hook = lambda system: hooks.get(system) or _hook(system, None).get_conn()  # noqa: E731
     done: dict = {}
     try:
         store.start_run(flow, run_id, {})

@@ -69,7 +69,7 @@ def invoiced_connection_json(process: SandboxProcess, *, api_key: str | None = N
 @pytest.fixture
 def secret_env(monkeypatch, secret_sandbox):
     """Both API connections pointed at the marker-key sandbox, emptied; no cached tokens or limiters."""
-    from pogo_invoiced_sync.hooks.common import clear_shared_state
+    from pogo_invoiced_sync.clients import clear_shared_state
 
     secret_sandbox.reset()
     clear_shared_state()

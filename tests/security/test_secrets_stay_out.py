@@ -39,19 +39,19 @@ def _airflow_files() -> dict[str, str]:
 
 
 def test_a_full_sync_of_all_three_flows_leaks_no_key_or_token(stack, secret_env, secrets, caplog, capfd, monkeypatch):
-    from pogo_invoiced_sync.hooks.poweroffice_go import PowerOfficeGoHook
+    from pogo_invoiced_sync.clients import PowerOfficeGoClient
 
     assert os.environ["AIRFLOW_CONN_INVOICED_DEFAULT"].count(secret_env.invoiced_url) == 1
     stack.sandboxes = secret_env
     issued: list[str] = []
-    original = PowerOfficeGoHook._request_token
+    original = PowerOfficeGoClient._request_token
 
     def recording(self):
         token, renew_at = original(self)
         issued.append(token)
         return token, renew_at
 
-    monkeypatch.setattr(PowerOfficeGoHook, "_request_token", recording)
+    monkeypatch.setattr(PowerOfficeGoClient, "_request_token", recording)
     caplog.set_level(logging.DEBUG)
     secret_env.pogo.configure(token_ttl_seconds=2)  # renewed after a second: several tokens per run
     secret_env.pogo.seed(companies=3, persons=2, sales_orders=3)

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from pogo_invoiced_sync.hooks.common import ApiError, clear_shared_state
+from pogo_invoiced_sync.clients import ApiError, InvoicedClient, clear_shared_state
 from pogo_invoiced_sync.hooks.invoiced import InvoicedHook
 from pogo_invoiced_sync.hooks.poweroffice_go import PowerOfficeGoHook
 
@@ -41,7 +41,7 @@ def real_endpoints(monkeypatch):
 
 @pytest.mark.parametrize("hook_class", [PowerOfficeGoHook, InvoicedHook])
 def test_a_hook_on_an_https_connection_without_a_verify_extra_verifies_certificates(real_endpoints, hook_class):
-    session = hook_class().get_conn()
+    session = hook_class().get_conn().session
     assert session.verify is True
     # What requests will actually use for a call (environment CA bundles may name a file; never False).
     settings = session.merge_environment_settings("https://example.invalid/", {}, None, session.verify, None)
@@ -106,8 +106,8 @@ def self_signed_server(tmp_path):
     server.server_close()
 
 
-def _list(hook) -> list:
-    return [row for page in hook.iter_pages("customers" if isinstance(hook, InvoicedHook) else "Customers")
+def _list(client) -> list:
+    return [row for page in client.iter_pages("customers" if isinstance(client, InvoicedClient) else "Customers")
             for row in page]
 
 
@@ -121,12 +121,12 @@ def test_a_self_signed_server_is_refused_by_default_and_accepted_only_when_the_c
                  ("AIRFLOW_CONN_INVOICED_DEFAULT", lambda **e: _invoiced(url, **e)))
     monkeypatch.setenv(env, conn())
     with pytest.raises(ApiError, match="TLS error"):
-        _list(hook_class(max_attempts=1))
+        _list(hook_class(max_attempts=1).get_conn())
     clear_shared_state()
     monkeypatch.setenv(env, conn(verify=False))
-    assert _list(hook_class(max_attempts=1)) == []  # the same server answers once verification is switched off
+    assert _list(hook_class(max_attempts=1).get_conn()) == []  # the same server answers once verification is switched off
     clear_shared_state()
     # A private CA named in the connection wins over the environment's bundle (requests would let the
     # environment override it unless the hook passes verify with each request).
     monkeypatch.setenv(env, conn(verify=ca_bundle))
-    assert _list(hook_class(max_attempts=1)) == []
+    assert _list(hook_class(max_attempts=1).get_conn()) == []

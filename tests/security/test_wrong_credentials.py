@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from pogo_invoiced_sync.hooks.common import AuthenticationError, clear_shared_state
+from pogo_invoiced_sync.clients import AuthenticationError, InvoicedClient, PowerOfficeGoClient, clear_shared_state
 from pogo_invoiced_sync.hooks.invoiced import InvoicedHook
 from pogo_invoiced_sync.hooks.poweroffice_go import PowerOfficeGoHook
 
@@ -31,9 +31,9 @@ def _assert_clean(error: AuthenticationError, secrets, caplog, *extra: str) -> N
     assert leaked == [], f"{leaked} in: {text[:500]}"
 
 
-def _pogo(monkeypatch, secret_sandbox, **overrides) -> PowerOfficeGoHook:
+def _pogo(monkeypatch, secret_sandbox, **overrides) -> PowerOfficeGoClient:
     monkeypatch.setenv("AIRFLOW_CONN_POWEROFFICE_GO_DEFAULT", pogo_connection_json(secret_sandbox, **overrides))
-    return PowerOfficeGoHook(max_attempts=2, backoff_base=0.01)
+    return PowerOfficeGoHook(max_attempts=2, backoff_base=0.01).get_conn()
 
 
 @pytest.mark.parametrize("wrong", ["application_key", "client_key"])
@@ -69,14 +69,14 @@ def test_a_token_the_api_refuses_is_renewed_once_then_reported_with_401(secret_s
     # Tokens of the /Demo environment are not valid on the production paths: every token is refused.
     hook = _pogo(monkeypatch, secret_sandbox, token_url=f"{secret_sandbox.pogo_url}/Demo/OAuth/Token")
     issued: list[str] = []
-    original = PowerOfficeGoHook._request_token
+    original = PowerOfficeGoClient._request_token
 
     def recording(self):
         token, renew_at = original(self)
         issued.append(token)
         return token, renew_at
 
-    monkeypatch.setattr(PowerOfficeGoHook, "_request_token", recording)
+    monkeypatch.setattr(PowerOfficeGoClient, "_request_token", recording)
     with pytest.raises(AuthenticationError) as refused:
         hook.get("/Customers/1")
     assert refused.value.status == 401
@@ -86,7 +86,7 @@ def test_a_token_the_api_refuses_is_renewed_once_then_reported_with_401(secret_s
 
 def test_a_wrong_invoiced_api_key_is_refused_with_401(secret_sandbox, secrets, monkeypatch, caplog):
     monkeypatch.setenv("AIRFLOW_CONN_INVOICED_DEFAULT", invoiced_connection_json(secret_sandbox, api_key=WRONG))
-    hook = InvoicedHook(max_attempts=2, backoff_base=0.01)
+    hook: InvoicedClient = InvoicedHook(max_attempts=2, backoff_base=0.01).get_conn()
     with pytest.raises(AuthenticationError) as refused:
         hook.get("/customers/1")
     assert refused.value.status == 401
@@ -99,4 +99,4 @@ def test_the_right_keys_pass(secret_sandbox, monkeypatch):
     secret_sandbox.invoiced.seed(companies=1)
     assert len(_pogo(monkeypatch, secret_sandbox).request_json("GET", "/Customers")) == 1
     monkeypatch.setenv("AIRFLOW_CONN_INVOICED_DEFAULT", invoiced_connection_json(secret_sandbox))
-    assert len(InvoicedHook().request_json("GET", "/customers")) == 1
+    assert len(InvoicedHook().get_conn().request_json("GET", "/customers")) == 1
