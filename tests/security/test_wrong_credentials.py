@@ -1,5 +1,6 @@
 """The sandboxes refuse wrong credentials, and the hooks say so with an ``AuthenticationError`` whose message
 carries neither the key sent nor the right one (issue 5 §4)."""
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,15 @@ def fresh_state(secret_sandbox, caplog):
 
 def _assert_clean(error: AuthenticationError, secrets, caplog, *extra: str) -> None:
     text = "\n".join([str(error), repr(error.args), repr(error.message), repr(error.body), caplog.text])
-    leaked = [label for label, value in {**secrets.all, "wrong key sent": WRONG,
-                                         **{f"extra {i}": v for i, v in enumerate(extra)}}.items() if value in text]
+    leaked = [
+        label
+        for label, value in {
+            **secrets.all,
+            "wrong key sent": WRONG,
+            **{f"extra {i}": v for i, v in enumerate(extra)},
+        }.items()
+        if value in text
+    ]
     assert leaked == [], f"{leaked} in: {text[:500]}"
 
 
@@ -38,12 +46,14 @@ def _pogo(monkeypatch, secret_sandbox, **overrides) -> PowerOfficeGoClient:
 
 @pytest.mark.parametrize("wrong", ["application_key", "client_key"])
 def test_wrong_poweroffice_go_keys_are_refused_at_the_token_endpoint_as_invalid_client(
-        secret_sandbox, secrets, monkeypatch, caplog, wrong):
+    secret_sandbox, secrets, monkeypatch, caplog, wrong
+):
     hook = _pogo(monkeypatch, secret_sandbox, **{wrong: WRONG})
     with pytest.raises(AuthenticationError) as refused:
         hook.get("/Customers/1")
     assert refused.value.status == 400
-    assert "invalid_client" in str(refused.value) and "token request refused" in str(refused.value)
+    assert "invalid_client" in str(refused.value)
+    assert "token request refused" in str(refused.value)
     _assert_clean(refused.value, secrets, caplog)
 
 
@@ -59,8 +69,9 @@ def test_a_wrong_subscription_key_is_refused_by_the_gateway_with_401(secret_sand
 def test_a_call_without_a_bearer_token_is_refused_with_401(secret_sandbox, secrets, monkeypatch, caplog):
     hook = _pogo(monkeypatch, secret_sandbox)
     with pytest.raises(AuthenticationError) as refused:
-        hook.request("GET", "/Customers", authenticate=False,
-                     headers={"Ocp-Apim-Subscription-Key": secrets.subscription_key})
+        hook.request(
+            "GET", "/Customers", authenticate=False, headers={"Ocp-Apim-Subscription-Key": secrets.subscription_key}
+        )
     assert refused.value.status == 401
     _assert_clean(refused.value, secrets, caplog)
 
@@ -80,7 +91,8 @@ def test_a_token_the_api_refuses_is_renewed_once_then_reported_with_401(secret_s
     with pytest.raises(AuthenticationError) as refused:
         hook.get("/Customers/1")
     assert refused.value.status == 401
-    assert hook.stats["auth_renewals"] == 1 and len(issued) == 2  # one renewal, no loop
+    assert hook.stats["auth_renewals"] == 1
+    assert len(issued) == 2
     _assert_clean(refused.value, secrets, caplog, *issued)
 
 

@@ -76,9 +76,9 @@ class ClientHook(BaseHook, Generic[ClientT]):
 
     @staticmethod
     def _base_url(conn: Any) -> str:
-        """The API root: ``host`` as a full URL (or ``schema://host``), with ``port`` when one is set."""
+        """The API root: ``host`` as a full URL (or ``schema://host``, http by default), with ``port`` when set."""
         host = conn.host or ""
-        url = host if "://" in host else f"{conn.schema or 'https'}://{host}" if host else ""
+        url = host if "://" in host else f"{conn.schema or 'http'}://{host}" if host else ""
         if url and conn.port:
             url = f"{url}:{conn.port}"
         return url.rstrip("/")
