@@ -171,13 +171,13 @@ class Stack:
     def pogo(self):
         from pogo_invoiced_sync.hooks.poweroffice_go import PowerOfficeGoHook
 
-        return PowerOfficeGoHook()
+        return PowerOfficeGoHook().get_conn()
 
     @property
     def invoiced(self):
         from pogo_invoiced_sync.hooks.invoiced import InvoicedHook
 
-        return InvoicedHook()
+        return InvoicedHook().get_conn()
 
     def records(self, system: str, entity: str) -> list[dict]:
         admin = self.sandboxes.pogo if system == "poweroffice_go" else self.sandboxes.invoiced

@@ -7,6 +7,6 @@ import pytest
 @pytest.fixture
 def quick_retries(monkeypatch):
     """Hooks retry as many times as in production, but without waiting between attempts."""
-    from pogo_invoiced_sync.hooks.common import ApiHook
+    from pogo_invoiced_sync.clients.base import ApiClient
 
-    monkeypatch.setattr(ApiHook, "_backoff", lambda self, attempt, retry_after: 0.01)
+    monkeypatch.setattr(ApiClient, "_backoff", lambda self, attempt, retry_after: 0.01)

@@ -26,7 +26,7 @@ from pogo_invoiced_sync.engine.link_store import LinkStore
 from pogo_invoiced_sync.engine.flow_mapping import load_mapping
 from pogo_invoiced_sync.operators.sync import _hook
 store = LinkStore(lambda: psycopg.connect({dsn!r}), "pogo_invoiced_sync")
-steps.upsert(store, load_mapping("customers_company"), {target!r}, _hook({target!r}, None), "crashed-run")
+steps.upsert(store, load_mapping("customers_company"), {target!r}, _hook({target!r}, None).get_conn(), "crashed-run")
 """
 
 
@@ -38,7 +38,7 @@ def _plan_run(stack, run_id: str) -> None:
     store.migrate()
     mapping = load_mapping("customers_company")
     for system in SYSTEMS:
-        steps.extract(store, mapping, system, _hook(system, None), run_id)
+        steps.extract(store, mapping, system, _hook(system, None).get_conn(), run_id)
     for system in SYSTEMS:
         steps.map_records(store, mapping, system, run_id)
     steps.reconcile(store, mapping, run_id)

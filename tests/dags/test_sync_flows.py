@@ -200,7 +200,7 @@ def test_a_backfill_run_resyncs_the_changes_of_its_data_interval(stack):
     store = LinkStore(lambda: psycopg.connect(stack.dsn))
     mapping = load_mapping("customers_company")
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
-    result = extract(store, mapping, "poweroffice_go", _hook("poweroffice_go", None), "backfill-run", since_override=start)
+    result = extract(store, mapping, "poweroffice_go", _hook("poweroffice_go", None).get_conn(), "backfill-run", since_override=start)
     store.close()
     assert result["records"] == 2  # the cursor is past them, the backfill's interval is not
     assert result["since"] == (start - dt.timedelta(seconds=mapping.sides["poweroffice_go"].overlap_seconds)).isoformat()

@@ -7,7 +7,7 @@ import pytest
 @pytest.fixture(autouse=True)
 def fresh_hook_state():
     """Hooks share tokens and limiters per credential in the process: start and end each test without them."""
-    from pogo_invoiced_sync.hooks.common import clear_shared_state
+    from pogo_invoiced_sync.clients import clear_shared_state
 
     clear_shared_state()
     yield
@@ -20,12 +20,12 @@ def quick_backoff(monkeypatch):
 
     Waits the server asks for (``Retry-After``) are honoured in full: those are part of what is under test.
     """
-    from pogo_invoiced_sync.hooks.common import ApiHook
+    from pogo_invoiced_sync.clients.base import ApiClient
 
-    original = ApiHook._backoff
+    original = ApiClient._backoff
 
     def backoff(self, attempt, retry_after):
         wait = original(self, attempt, retry_after)
         return wait if retry_after is not None else wait / 10
 
-    monkeypatch.setattr(ApiHook, "_backoff", backoff)
+    monkeypatch.setattr(ApiClient, "_backoff", backoff)

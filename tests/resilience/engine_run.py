@@ -2,6 +2,7 @@
 
 Used to abandon a run part-way (a killed task), or to run two runs of one flow at the same time.
 """
+
 from __future__ import annotations
 
 import threading
@@ -9,8 +10,8 @@ import threading
 import psycopg
 
 from pogo_invoiced_sync.engine import steps
-from pogo_invoiced_sync.engine.link_store import LinkStore
 from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, load_mapping
+from pogo_invoiced_sync.engine.link_store import LinkStore
 from pogo_invoiced_sync.operators.sync import _hook
 
 SCHEMA = "pogo_invoiced_sync"
@@ -23,7 +24,7 @@ class Killed(BaseException):
 
 
 class DyingHook:
-    """A hook whose process dies right after its ``writes_before_death``-th write reached the API.
+    """A client whose process dies right after its ``writes_before_death``-th write reached the API.
 
     The write is stored by the API but its answer never gets back: the worst moment to die.
     """
@@ -59,17 +60,24 @@ def sibling_flows(stack, flow: str) -> tuple[str, ...]:
     return tuple(stack.dagbag.dags[f"sync_{flow}"].get_task("reconcile").sibling_flows)
 
 
-def run_steps(stack, flow: str, run_id: str, *, until: str = "report", hooks: dict | None = None,
-              before_upsert: threading.Barrier | None = None) -> dict:
+def run_steps(
+    stack,
+    flow: str,
+    run_id: str,
+    *,
+    until: str = "report",
+    hooks: dict | None = None,
+    before_upsert: threading.Barrier | None = None,
+) -> dict:
     """Do the steps of one run up to and including ``until``; return their results.
 
-    ``hooks`` replaces the API hooks by system; ``before_upsert`` makes concurrent runs meet before writing.
+    ``hooks`` replaces the API clients by system; ``before_upsert`` makes concurrent runs meet before writing.
     """
     store = LinkStore(lambda: psycopg.connect(stack.dsn), SCHEMA)
     store.migrate()
     mapping = load_mapping(flow)
     hooks = hooks or {}
-    hook = lambda system: hooks.get(system) or _hook(system, None)  # noqa: E731
+    hook = lambda system: hooks.get(system) or _hook(system, None).get_conn()  # noqa: E731
     done: dict = {}
     try:
         store.start_run(flow, run_id, {})

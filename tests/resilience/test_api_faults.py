@@ -109,13 +109,12 @@ def test_every_create_answer_lost_at_the_first_attempt(stack):
 
 def test_the_token_expires_mid_run(stack, monkeypatch):
     """The server stops taking a token the hook still holds for valid (revoked, or a clock skew): 401 mid-run."""
-    from pogo_invoiced_sync.hooks.common import clear_shared_state
-    from pogo_invoiced_sync.hooks.poweroffice_go import PowerOfficeGoHook
+    from pogo_invoiced_sync.clients import PowerOfficeGoClient, clear_shared_state
 
     edits = scenario.prepare(stack)
-    original = PowerOfficeGoHook._request_token
+    original = PowerOfficeGoClient._request_token
     # The hook would renew a short-lived token early by itself; make it trust the token far too long instead.
-    monkeypatch.setattr(PowerOfficeGoHook, "_request_token", lambda self: (original(self)[0], float("inf")))
+    monkeypatch.setattr(PowerOfficeGoClient, "_request_token", lambda self: (original(self)[0], float("inf")))
     # 3 s: runs take longer, so tokens expire mid-run; a renewed token still outlives its first call on a busy machine.
     stack.sandboxes.pogo.configure(token_ttl_seconds=3)
     clear_shared_state()  # forget the long-lived token of the first sync

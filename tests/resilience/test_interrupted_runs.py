@@ -24,7 +24,7 @@ def test_a_run_killed_mid_upsert_right_after_a_write_reached_the_api(stack, targ
     edits = scenario.prepare(stack)
     killed = 0
     for flow in scenario.FLOWS:
-        dying = engine_run.DyingHook(_hook(target, None), writes_before_death=2)
+        dying = engine_run.DyingHook(_hook(target, None).get_conn(), writes_before_death=2)
         try:
             engine_run.run_steps(stack, flow, f"killed-{flow}", hooks={target: dying})
         except engine_run.Killed:

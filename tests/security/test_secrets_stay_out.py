@@ -6,6 +6,7 @@ short-lived PowerOffice Go tokens (so several are issued), a 429 burst (retry wa
 DEBUG (caplog), stdout/stderr (capfd), the Airflow task logs under ``$AIRFLOW_HOME/logs``, Airflow's metadata
 database file, and every table of the link-store schema dumped as text.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,34 +25,49 @@ SCHEMA = "pogo_invoiced_sync"
 def _link_store_dump(dsn: str) -> dict[str, str]:
     """Every table of the link-store schema, each row as text."""
     with psycopg.connect(dsn) as conn:
-        tables = [t for (t,) in conn.execute("SELECT table_name FROM information_schema.tables "
-                                             "WHERE table_schema = %s AND table_type = 'BASE TABLE'", (SCHEMA,))]
-        return {table: "\n".join(row for (row,) in conn.execute(
-            sql.SQL("SELECT t::text FROM {}.{} t").format(sql.Identifier(SCHEMA), sql.Identifier(table))))
-            for table in tables}
+        tables = [
+            t
+            for (t,) in conn.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = %s AND table_type = 'BASE TABLE'",
+                (SCHEMA,),
+            )
+        ]
+        return {
+            table: "\n".join(
+                row
+                for (row,) in conn.execute(
+                    sql.SQL("SELECT t::text FROM {}.{} t").format(sql.Identifier(SCHEMA), sql.Identifier(table))
+                )
+            )
+            for table in tables
+        }
 
 
 def _airflow_files() -> dict[str, str]:
     """The task logs and the metadata database under $AIRFLOW_HOME, decoded loosely (the DB is binary)."""
     home = Path(os.environ["AIRFLOW_HOME"])
-    return {str(p): p.read_bytes().decode("utf-8", "replace") for p in home.rglob("*")
-            if p.is_file() and (p.suffix in (".log", ".db", ".json", ".txt") or "logs" in p.parts)}
+    return {
+        str(p): p.read_bytes().decode("utf-8", "replace")
+        for p in home.rglob("*")
+        if p.is_file() and (p.suffix in (".log", ".db", ".json", ".txt") or "logs" in p.parts)
+    }
 
 
 def test_a_full_sync_of_all_three_flows_leaks_no_key_or_token(stack, secret_env, secrets, caplog, capfd, monkeypatch):
-    from pogo_invoiced_sync.hooks.poweroffice_go import PowerOfficeGoHook
+    from pogo_invoiced_sync.clients import PowerOfficeGoClient
 
     assert os.environ["AIRFLOW_CONN_INVOICED_DEFAULT"].count(secret_env.invoiced_url) == 1
     stack.sandboxes = secret_env
     issued: list[str] = []
-    original = PowerOfficeGoHook._request_token
+    original = PowerOfficeGoClient._request_token
 
     def recording(self):
         token, renew_at = original(self)
         issued.append(token)
         return token, renew_at
 
-    monkeypatch.setattr(PowerOfficeGoHook, "_request_token", recording)
+    monkeypatch.setattr(PowerOfficeGoClient, "_request_token", recording)
     caplog.set_level(logging.DEBUG)
     secret_env.pogo.configure(token_ttl_seconds=2)  # renewed after a second: several tokens per run
     secret_env.pogo.seed(companies=3, persons=2, sales_orders=3)
@@ -71,7 +87,8 @@ def test_a_full_sync_of_all_three_flows_leaks_no_key_or_token(stack, secret_env,
     places = {
         "Python logging (formatted)": caplog.text,
         "Python logging (raw records)": "\n".join(
-            f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records),
+            f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records
+        ),
         "stdout": captured.out,
         "stderr": captured.err,
         **{f"link store table {t}": text for t, text in _link_store_dump(stack.dsn).items()},
@@ -79,10 +96,13 @@ def test_a_full_sync_of_all_three_flows_leaks_no_key_or_token(stack, secret_env,
     }
     logs = "\n".join(text for place, text in places.items() if "table" not in place)
     # The search covered the task logs wherever they went (dag.test() prints them): hook warnings and reports.
-    assert "retrying in" in logs and "Sync summary" in logs and caplog.records
+    assert "retrying in" in logs
+    assert "Sync summary" in logs
+    assert caplog.records
     assert "sync_log" in " ".join(places)
-    secrets_found = {(label, place) for label, value in secrets.all.items() for place, text in places.items()
-                     if value in text}
+    secrets_found = {
+        (label, place) for label, value in secrets.all.items() for place, text in places.items() if value in text
+    }
     assert not secrets_found, f"secrets leaked: {sorted(secrets_found)}"
     tokens_found = {place for token in issued for place, text in places.items() if token in text}
     assert not tokens_found, f"PowerOffice Go access tokens leaked to: {sorted(tokens_found)}"

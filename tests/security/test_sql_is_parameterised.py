@@ -13,6 +13,7 @@ the statement (the first argument). Accepted:
 Refused: ``%`` or ``+`` on SQL text, ``str.format``, and f-strings interpolating anything else (a value).
 Values go in the second argument, as parameters.
 """
+
 from __future__ import annotations
 
 import ast
@@ -64,7 +65,8 @@ def _bindings(function: ast.AST, name: str) -> list[ast.AST] | None:
                         if isinstance(node.value, ast.Tuple):
                             values.append(node.value.elts[index])
                         elif isinstance(node.value, ast.IfExp) and all(
-                                isinstance(v, ast.Tuple) for v in (node.value.body, node.value.orelse)):
+                            isinstance(v, ast.Tuple) for v in (node.value.body, node.value.orelse)
+                        ):
                             values += [node.value.body.elts[index], node.value.orelse.elts[index]]
                         else:
                             return None
@@ -109,7 +111,9 @@ def problems_in(statement: ast.AST, function: ast.AST | None) -> list[str]:
 
 def _composer(call: ast.Call) -> bool:
     func = call.func
-    return (isinstance(func, ast.Attribute) and func.attr in COMPOSERS) or (isinstance(func, ast.Name) and func.id in COMPOSERS)
+    return (isinstance(func, ast.Attribute) and func.attr in COMPOSERS) or (
+        isinstance(func, ast.Name) and func.id in COMPOSERS
+    )
 
 
 def scan(source: str, filename: str = "<source>") -> list[str]:
@@ -122,16 +126,21 @@ def scan(source: str, filename: str = "<source>") -> list[str]:
                 owner[node] = function
     found = []
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SQL_CALLS
-                and node.args):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in SQL_CALLS
+            and node.args
+        ):
             for reason in problems_in(node.args[0], owner.get(node)):
                 found.append(f"{filename}:{node.lineno}: {reason}")
     return found
 
 
 def _package_files() -> list[Path]:
-    return sorted(p for folder in ("plugins", "dags") for p in (ROOT / folder).rglob("*.py")
-                  if ".egg-info" not in str(p))
+    return sorted(
+        p for folder in ("plugins", "dags") for p in (ROOT / folder).rglob("*.py") if ".egg-info" not in str(p)
+    )
 
 
 def test_the_package_has_sql_calls_to_check():
@@ -140,8 +149,11 @@ def test_the_package_has_sql_calls_to_check():
 
 
 def scan_count(source: str) -> int:
-    return sum(1 for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-               and n.func.attr in SQL_CALLS and n.args)
+    return sum(
+        1
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in SQL_CALLS and n.args
+    )
 
 
 def test_no_sql_statement_in_the_package_interpolates_a_value():
@@ -149,7 +161,7 @@ def test_no_sql_statement_in_the_package_interpolates_a_value():
     assert found == []
 
 
-GOOD = '''
+GOOD = """
 def f(self, cur, flow, system, ids):
     here, there = ("a_id", "b_id") if system == "a" else ("b_id", "a_id")
     column = "a_id"
@@ -160,15 +172,15 @@ def f(self, cur, flow, system, ids):
     cur.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(flow)))
     with cur.copy(self.q("COPY {s}.staging FROM STDIN")) as copy:
         pass
-'''
+"""
 BAD = {
-    "f-string with a value": 'def f(cur, flow):\n    cur.execute(f"SELECT 1 WHERE flow = \'{flow}\'")\n',
+    "f-string with a value": "def f(cur, flow):\n    cur.execute(f\"SELECT 1 WHERE flow = '{flow}'\")\n",
     "f-string inside q": 'def f(self, cur, flow):\n    cur.execute(self.q(f"DELETE FROM {{s}}.t WHERE f = {flow}"))\n',
-    "percent formatting": 'def f(cur, flow):\n    cur.execute("SELECT 1 WHERE flow = \'%s\'" % flow)\n',
+    "percent formatting": "def f(cur, flow):\n    cur.execute(\"SELECT 1 WHERE flow = '%s'\" % flow)\n",
     "concatenation": 'def f(cur, flow):\n    cur.executemany("SELECT 1 WHERE flow = " + flow, [])\n',
     "str.format": 'def f(cur, flow):\n    cur.execute("SELECT 1 WHERE flow = {}".format(flow))\n',
     "a name bound to a value": 'def f(cur, flow):\n    column = flow\n    cur.execute(f"SELECT {column} FROM t")\n',
-    "a statement built elsewhere": 'def f(cur, query):\n    cur.execute(query)\n',
+    "a statement built elsewhere": "def f(cur, query):\n    cur.execute(query)\n",
     "a copy with a value": 'def f(cur, table):\n    cur.copy(f"COPY {table} FROM STDIN")\n',
 }
 

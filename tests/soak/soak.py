@@ -99,7 +99,7 @@ class SmallPages:
 
 
 def hooks(page_size: int | None, between_pages=None) -> dict:
-    made = {s: _hook(s, None) for s in (POGO, INVOICED)}
+    made = {s: _hook(s, None).get_conn() for s in (POGO, INVOICED)}
     if not page_size and between_pages is None:
         return made
     return {s: SmallPages(h, page_size, between_pages) for s, h in made.items()}

@@ -254,7 +254,7 @@ class Users:
         else:
             call = lambda: self.stack.invoiced.create("/customers", {"name": name, "type": "company"},  # noqa: E731
                                                       idempotency_key=f"soak-user-{self.rng.getrandbits(64):x}",
-                                                      retry_unsafe=True)
+                                                      safe_to_repeat=True)
         return self._write("new_company", COMPANY, POGO, "customers", None, call)
 
     def new_person(self, with_address: bool = True, action: str = "new_person"):
@@ -268,7 +268,7 @@ class Users:
             body = {"name": f"{first} {last}", "type": "person", **address}
             call = lambda: self.stack.invoiced.create("/customers", body,  # noqa: E731
                                                       idempotency_key=f"soak-user-{self.rng.getrandbits(64):x}",
-                                                      retry_unsafe=True)
+                                                      safe_to_repeat=True)
         return self._write(action, PERSON, POGO, "customers", None, call)
 
     def new_person_without_address(self):
@@ -310,7 +310,7 @@ class Users:
             body = {"customer": customer["id"], "currency": self.rng.choice(CURRENCIES).lower(), "draft": True}
             call = lambda: self.stack.invoiced.create("/invoices", body,  # noqa: E731
                                                       idempotency_key=f"soak-user-{self.rng.getrandbits(64):x}",
-                                                      retry_unsafe=True)
+                                                      safe_to_repeat=True)
         return self._write("new_order", ORDERS, POGO, "sales_orders", None, call)
 
     def _draft_pairs(self) -> list[tuple[dict, dict]]:

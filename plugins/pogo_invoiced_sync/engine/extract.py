@@ -1,14 +1,16 @@
 """The extract step: list what changed on one system into the run's staging table; confirm records gone."""
+
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
-from pogo_invoiced_sync.engine.link_store import LinkStore
+from pogo_invoiced_sync.clients.listing import Listing
+from pogo_invoiced_sync.engine.entities import ApiClientLike, Entity, entity_for
 from pogo_invoiced_sync.engine.flow_mapping import FlowMapping
+from pogo_invoiced_sync.engine.link_store import LinkStore
 from pogo_invoiced_sync.engine.map_step import _hold, _stamp
 from pogo_invoiced_sync.engine.progress import Progress
-from pogo_invoiced_sync.engine.entities import entity_for
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +22,16 @@ LOCAL_CLOCK_MARGIN = dt.timedelta(minutes=5)
 MAX_LOOKUPS = 50  # deletion checks per run and system before a listing counts as partial
 
 
-def extract(store: LinkStore, mapping: FlowMapping, system: str, hook, run_id: str, *, full_refresh: bool = False,
-            since_override: dt.datetime | None = None) -> dict:
+def extract(
+    store: LinkStore,
+    mapping: FlowMapping,
+    system: str,
+    client: ApiClientLike,
+    run_id: str,
+    *,
+    full_refresh: bool = False,
+    since_override: dt.datetime | None = None,
+) -> dict:
     """List ``system``'s records changed since the cursor (or all of them) into the run's staging table.
 
     An incremental side is listed in full when its last full listing is older than the mapping's
@@ -30,24 +40,21 @@ def extract(store: LinkStore, mapping: FlowMapping, system: str, hook, run_id: s
     side = mapping.sides[system]
     entity = entity_for(system, side.entity)
     cursor = store.cursor(mapping.flow, system)
-    reconciliation = _reconciliation_due(store, mapping, system, cursor) and not full_refresh \
-        and since_override is None
+    reconciliation = _reconciliation_due(store, mapping, system, cursor) and not full_refresh and since_override is None
     full_scan = full_refresh or reconciliation or side.change_detection == "full_scan"
     since = None
     if not full_scan:
         since = since_override if since_override is not None else cursor
         if since is not None:
             since = since - dt.timedelta(seconds=side.overlap_seconds)
-    from pogo_invoiced_sync.hooks.listing import Listing  # the hooks' record of a listing (imported at run time)
-
     listing = Listing()
-    calls_before = _calls(hook)
-    local_start = dt.datetime.now(dt.timezone.utc)
+    calls_before = _calls(client)
+    local_start = dt.datetime.now(dt.UTC)
     unreadable: list[dict] = []
     held: list[dt.datetime] = []
 
     def pages():
-        for page in entity.list(hook, since, side.list_params, listing=listing):
+        for page in entity.list(client, since, side.list_params, listing=listing):
             rows = []
             for raw in page:
                 try:
@@ -55,13 +62,18 @@ def extract(store: LinkStore, mapping: FlowMapping, system: str, hook, run_id: s
                 except ValueError as exc:
                     # Not silently skipped: the sync log says so, and the cursor stays before it for the next run.
                     log.warning("skipping malformed %s record: %s", system, exc)
-                    unreadable.append({"operation": "reject", "outcome": "failed",
-                                       "reason": f"unreadable {system} record{_describe(raw)}: {exc}"})
+                    unreadable.append(
+                        {
+                            "operation": "reject",
+                            "outcome": "failed",
+                            "reason": f"unreadable {system} record{_describe(raw)}: {exc}",
+                        }
+                    )
                     stamp = _stamp(entity, raw)
                     if stamp:
                         held.append(stamp)
                     continue
-            yield rows  # a record listed twice is the hook's to notice (Listing.listed): the list moved
+            yield rows  # a record listed twice is the client's to notice (Listing.listed): the list moved
 
     def cursor_after() -> dt.datetime | None:
         """How far this listing has certainly read: its start by the server's clock minus the margin.
@@ -77,11 +89,23 @@ def extract(store: LinkStore, mapping: FlowMapping, system: str, hook, run_id: s
     rewind_to = since
     if since_override is not None and not full_scan:
         rewind_to = cursor - dt.timedelta(seconds=side.overlap_seconds) if cursor is not None else None
-    listed = Progress(log, f"extract {system}", total_of=lambda: getattr(hook, "listing_total", None)).over(pages())
+    listed = Progress(log, f"extract {system}", total_of=lambda: getattr(client, "listing_total", None)).over(pages())
     count = store.write_staging(
-        mapping.flow, run_id, system, listed, full_scan, rewind_to, cursor_after, lambda: _calls(hook) - calls_before,
-        lambda: {"listing_started_at": listing.started_at, "cursor_at_start": cursor,
-                 "reconciliation": reconciliation, "moved": "; ".join(listing.moved) or None})
+        mapping.flow,
+        run_id,
+        system,
+        listed,
+        full_scan,
+        rewind_to,
+        cursor_after,
+        lambda: _calls(client) - calls_before,
+        lambda: {
+            "listing_started_at": listing.started_at,
+            "cursor_at_start": cursor,
+            "reconciliation": reconciliation,
+            "moved": "; ".join(listing.moved) or None,
+        },
+    )
     if unreadable:
         store.log(mapping.flow, run_id, unreadable)
     result = {"system": system, "records": count, "full_scan": full_scan, "since": since.isoformat() if since else None}
@@ -89,11 +113,16 @@ def extract(store: LinkStore, mapping: FlowMapping, system: str, hook, run_id: s
         result["full_reconciliation"] = True
     if listing.moved:
         result["list_moved"] = listing.moved
-        log.warning("%s listing of %s moved while it was paged (%s); the cursor stays where it was, so the next run "
-                    "reads it again", system, mapping.flow, "; ".join(listing.moved))
+        log.warning(
+            "%s listing of %s moved while it was paged (%s); the cursor stays where it was, so the next run "
+            "reads it again",
+            system,
+            mapping.flow,
+            "; ".join(listing.moved),
+        )
     if full_scan and not listing.moved:
         # A record that moved out of reach while paging would look deleted: check only after an unmoved listing.
-        result["confirmed_gone"] = _confirm_missing(store, mapping, system, entity, hook, run_id)
+        result["confirmed_gone"] = _confirm_missing(store, mapping, system, entity, client, run_id)
     return result
 
 
@@ -103,10 +132,12 @@ def _reconciliation_due(store: LinkStore, mapping: FlowMapping, system: str, cur
         return False  # full scans list everything anyway; without a cursor the listing is full already
     last = store.full_listed_at(mapping.flow, system)
     interval = dt.timedelta(hours=mapping.full_reconciliation_hours)
-    return last is None or last < dt.datetime.now(dt.timezone.utc) - interval
+    return last is None or last < dt.datetime.now(dt.UTC) - interval
 
 
-def _confirm_missing(store: LinkStore, mapping: FlowMapping, system: str, entity, hook, run_id: str) -> int:
+def _confirm_missing(
+    store: LinkStore, mapping: FlowMapping, system: str, entity: Entity, client: ApiClientLike, run_id: str
+) -> int:
     """MAPPING.md, decision 8: absence from a list is not a deletion; a lookup confirms it, the link records it.
 
     A listing that misses many linked records at once is more likely a partial answer than mass deletion:
@@ -117,14 +148,25 @@ def _confirm_missing(store: LinkStore, mapping: FlowMapping, system: str, entity
         return 0
     links = store.count_links(mapping.flow)
     if len(missing) > max(MAX_LOOKUPS, links * 0.2):
-        store.log(mapping.flow, run_id, [{"operation": "report", "outcome": "reported",
-                                          "reason": f"{len(missing)} of {links} linked {system} records are missing from "
-                                                    "a full listing; treated as a partial answer, nothing marked deleted"}])
+        store.log(
+            mapping.flow,
+            run_id,
+            [
+                {
+                    "operation": "report",
+                    "outcome": "reported",
+                    "reason": f"{len(missing)} of {links} linked {system} records are missing from "
+                    "a full listing; treated as a partial answer, nothing marked deleted",
+                }
+            ],
+        )
         return 0
-    gone = [record_id for record_id in missing if entity.get(hook, record_id) is None]
+    gone = [record_id for record_id in missing if entity.get(client, record_id) is None]
     if gone:
-        reason = (f"no longer found in {system} (deleted, or for a sales order: invoiced); "
-                  "recorded on the link, not propagated")
+        reason = (
+            f"no longer found in {system} (deleted, or for a sales order: invoiced); "
+            "recorded on the link, not propagated"
+        )
         store.mark_gone(mapping.flow, run_id, system, gone, reason)
     return len(gone)
 
@@ -137,5 +179,5 @@ def _describe(raw: dict) -> str:
     return ""
 
 
-def _calls(hook) -> int:
-    return int(hook.stats.get("calls_total", 0))
+def _calls(client: ApiClientLike) -> int:
+    return int(client.stats.get("calls_total", 0))

@@ -56,7 +56,7 @@ def upsert(store: LinkStore, mapping: FlowMapping, target: str, hook, run_id: st
 
 def _upsert(store: LinkStore, mapping: FlowMapping, target: str, hook, run_id: str, items: list[dict],
             max_workers: int) -> dict:
-    from pogo_invoiced_sync.hooks.common import PermanentApiError
+    from pogo_invoiced_sync.clients.errors import PermanentApiError
 
     flow = mapping.flow
     counts: Counter = Counter()

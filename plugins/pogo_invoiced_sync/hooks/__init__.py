@@ -1,7 +1,8 @@
-"""Airflow hooks for PowerOffice Go and Invoiced, and the errors they raise."""
+"""Airflow hooks for PowerOffice Go and Invoiced (their ``get_conn()`` returns the API client), and its errors."""
+
 from __future__ import annotations
 
-from .common import (
+from pogo_invoiced_sync.clients.errors import (
     AmbiguousWriteError,
     ApiError,
     AuthenticationError,
@@ -13,8 +14,8 @@ from .common import (
     PermissionDeniedError,
     RetryableApiError,
 )
-from .invoiced import InvoicedHook
-from .poweroffice_go import PowerOfficeGoHook
+from pogo_invoiced_sync.hooks.invoiced import InvoicedHook
+from pogo_invoiced_sync.hooks.poweroffice_go import PowerOfficeGoHook
 
 __all__ = [
     "AmbiguousWriteError",

@@ -1,492 +1,78 @@
-"""Airflow hook for the PowerOffice Go API v2: OAuth client-credentials tokens, paging, JSON Patch, rate limiting.
+"""Airflow hook for PowerOffice Go v2: builds a :class:`~pogo_invoiced_sync.clients.PowerOfficeGoClient`.
 
-Connection ``poweroffice_go_default`` (conn_type ``http``, JSON form)::
+Connection ``poweroffice_go_default`` (conn_type ``poweroffice_go``, or ``http``; JSON form)::
 
-    {"conn_type": "http", "host": "https://goapi.poweroffice.net/v2",
+    {"conn_type": "poweroffice_go", "host": "https://goapi.poweroffice.net/v2",
      "login": "<application key>", "password": "<client key>",
      "extra": {"subscription_key": "<subscription key>", "requests_per_second": 10,
                "token_url": "https://goapi.poweroffice.net/OAuth/Token", "verify": true, "timeout": 60}}
 
 ``token_url`` defaults to ``host`` with its trailing ``/v2`` replaced by ``/OAuth/Token`` (so the demo host
-``https://goapi.poweroffice.net/Demo/v2`` gets ``.../Demo/OAuth/Token``).
+``https://goapi.poweroffice.net/Demo/v2`` gets ``.../Demo/OAuth/Token``). Extras may also carry the connection
+form's prefix (``extra__poweroffice_go__subscription_key``).
 
-PowerOffice allows 10 requests per second per subscription key. Within one process every hook using the same
-subscription key shares one limiter and every hook using the same keys shares one token. Across processes and
+PowerOffice allows 10 requests per second per subscription key. Within one process every client using the same
+subscription key shares one limiter and every client using the same keys shares one token. Across processes and
 workers the Airflow pool ``poweroffice_go_api`` (1 slot) serialises the tasks that talk to PowerOffice Go, so the
 process-local limiter is exact.
 """
+
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import json
-import re
-import threading
-import time
-from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
-from ..provider import field_behaviour
-from .common import (
-    ApiError,
-    ApiHook,
-    AuthenticationError,
-    ConnectionConfigError,
-    MalformedResponseError,
-    PermanentApiError,
-    RequestRateLimiter,
-    find_key,
-    mask_secret,
-    shared,
+from pogo_invoiced_sync.clients.poweroffice_go import (
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_REQUESTS_PER_SECOND,
+    MAX_PAGE_SIZE,
+    PowerOfficeGoClient,
+    PowerOfficeGoSettings,
 )
-from .listing import Listing
-
-MAX_PAGE_SIZE = 20_000
-DEFAULT_PAGE_SIZE = 5000
-CHANGED_SINCE_PARAM = "lastChangedDateTimeOffsetGreaterThan"
-_TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
-# The roles each API area accepts, (read, write), as the reference's operation summaries list them.
-_AREA_ROLES = {
-    "customers": (("Customer", "Customer_Full"), ("Customer_Full",)),
-    "contactpersons": (("ContactPerson", "ContactPerson_Full", "Customer", "Customer_Full"),
-                       ("ContactPerson_Full", "Customer_Full")),
-    "salesorders": (("SalesOrders", "SalesOrders_Full"), ("SalesOrders_Full",)),
-}
+from pogo_invoiced_sync.hooks.base import ClientHook
 
 
-class _Token:
-    """One cached access token per credential, renewed by a single thread at a time."""
+class PowerOfficeGoHook(ClientHook[PowerOfficeGoClient]):
+    """Connect to PowerOffice Go v2; :meth:`get_conn` returns the client (token, retries, shared 10 rps limiter).
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.value: str | None = None
-        self.renew_at = 0.0
-
-
-class PowerOfficeGoHook(ApiHook):
-    """Talk to PowerOffice Go v2 with a cached bearer token, retries and a shared 10 rps limiter.
-
-    :param http_conn_id: connection id, default ``poweroffice_go_default``.
-    :param max_attempts: attempts per call including the first (default 6).
-    :param backoff_base: first backoff in seconds, doubling per attempt with jitter (default 0.5).
-    :param backoff_max: cap of one backoff wait in seconds (default 30).
+    :param poweroffice_go_conn_id: connection id, default ``poweroffice_go_default``.
+    :param limiter: a limiter instead of the process-wide one of the subscription key.
+    :param client_kwargs: ``max_attempts`` (default 6), ``backoff_base`` (0.5 s), ``backoff_max`` (30 s).
     """
 
-    conn_name_attr = "http_conn_id"
+    conn_name_attr = "poweroffice_go_conn_id"
     default_conn_name = "poweroffice_go_default"
     conn_type = "poweroffice_go"
     hook_name = "PowerOffice Go"
-
     system = "PowerOffice Go"
-    own_extras = frozenset({"subscription_key", "token_url", "requests_per_second", "max_workers", "page_size"})
-    min_429_wait = 1.0  # PowerOffice: "wait at least 1 s" when throttled
-    max_page_size: ClassVar[int] = MAX_PAGE_SIZE
 
-    def __init__(self, http_conn_id: str | None = None, **kwargs: Any) -> None:
-        super().__init__(http_conn_id, **kwargs)
-        self._token_requests = 0
-        self._shared_limiter: RequestRateLimiter | None = None
-        self._shared_token: _Token | None = None
+    def __init__(self, poweroffice_go_conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(poweroffice_go_conn_id, **kwargs)
+        self.poweroffice_go_conn_id = self.conn_id
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabel the generic HTTP form for PowerOffice Go keys (defined once, in the provider info Airflow's UI reads)."""
-        return field_behaviour(cls.conn_type)
+    def _secrets(self, conn: Any) -> list[str | None]:
+        return [conn.login, conn.password, self.extra(conn, "subscription_key")]
 
-    # ------------------------------------------------------------------ connection
-
-    def _secrets(self, conn: Any) -> list[str]:
-        return [conn.login, conn.password, conn.extra_dejson.get("subscription_key")]
-
-    def _configure(self, conn: Any) -> None:
-        super()._configure(conn)
-        extra = conn.extra_dejson
+    def _client_from(self, conn: Any, base_url: str) -> PowerOfficeGoClient:
+        name = f"Connection {self.conn_id!r}"
         if not conn.login or not conn.password:
-            raise ValueError(f"Connection {self.http_conn_id!r}: login (application key) and password "
-                             "(client key) are required")
-        self.subscription_key = extra.get("subscription_key")
-        if not self.subscription_key:
-            raise ValueError(f"Connection {self.http_conn_id!r}: extra 'subscription_key' is required")
-        host = (conn.host or "").rstrip("/")
-        token_url = extra.get("token_url")
-        if not token_url:
-            if not host.lower().endswith("/v2"):
-                raise ValueError(f"Connection {self.http_conn_id!r}: host must end with /v2, or set extra "
-                                 "'token_url'")
-            token_url = host[: -len("/v2")] + "/OAuth/Token"
-        self.token_url = token_url
-        self.requests_per_second = float(extra.get("requests_per_second", 10))
-        self.max_workers = int(extra.get("max_workers", 4))
-        self.page_size = int(extra.get("page_size", DEFAULT_PAGE_SIZE))
-        if not 1 <= self.page_size <= self.max_page_size:
-            raise ValueError(f"Connection {self.http_conn_id!r}: page_size must be between 1 and {self.max_page_size}")
-        self._basic = base64.b64encode(f"{conn.login}:{conn.password}".encode()).decode()
-        self._credential = (self.token_url, conn.login, conn.password, self.subscription_key)
-
-    def _extract_auth(self, connection: Any) -> None:
-        """No session auth: HttpHook would send the keys as Basic auth; calls carry a bearer token instead."""
-        return None
-
-    def _limiter(self) -> RequestRateLimiter:
-        if self._shared_limiter is None:
-            self.connection()
-            # APIM counts per subscription key, whatever the client key
-            self._shared_limiter = shared("pogo-rps", (self.base_url, self.subscription_key),
-                                          lambda: RequestRateLimiter(self.requests_per_second))
-        return self._shared_limiter
-
-    # ------------------------------------------------------------------ tokens
-
-    def _token_cache(self) -> _Token:
-        if self._shared_token is None:
-            self.connection()
-            self._shared_token = shared("pogo-token", self._credential, _Token)
-        return self._shared_token
-
-    def get_token(self) -> str:
-        """Return a valid access token, requesting one if none is cached or it is near expiry."""
-        cache = self._token_cache()
-        with cache.lock:
-            if cache.value is None or time.monotonic() >= cache.renew_at:
-                cache.value, cache.renew_at = self._request_token()
-            return cache.value
-
-    def _request_token(self) -> tuple[str, float]:
-        """POST the client-credentials grant; return the token and when to renew it."""
-        started = time.monotonic()
-        with self._stats_lock:
-            self._token_requests += 1
-        try:
-            body = self.request_json(
-                "POST", self.token_url, data="grant_type=client_credentials", authenticate=False,
-                retry_unsafe=True,  # a token request changes nothing, so repeating it is harmless
-                headers={"Authorization": f"Basic {self._basic}",
-                         "Ocp-Apim-Subscription-Key": self.subscription_key,
-                         "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
-            )
-        except PermanentApiError as exc:
-            raise AuthenticationError(self.system, exc.status, f"token request refused: {exc.message}",
-                                      method="POST", path=exc.path) from None
-        token = find_key(body, "access_token")
-        if not token:
-            raise MalformedResponseError(self.system, None, "token response has no access_token",
-                                         method="POST", path=self.token_url)
-        mask_secret(token)
-        try:
-            lifetime = float(find_key(body, "expires_in") or 600)
-        except (TypeError, ValueError):
-            lifetime = 600.0
-        # renew 60 s early, or at half-life for short lifetimes
-        return token, started + lifetime - min(60.0, lifetime / 2)
-
-    def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.get_token()}", "Ocp-Apim-Subscription-Key": self.subscription_key}
-
-    def _renew_auth(self, used_headers: Mapping[str, str]) -> bool:
-        cache = self._token_cache()
-        with cache.lock:
-            # another thread may already have renewed it; only drop the token that was refused
-            if cache.value and used_headers.get("Authorization") == f"Bearer {cache.value}":
-                cache.value = None
-        return True
-
-    @property
-    def stats(self) -> dict[str, Any]:
-        """Calls by method and status, retries, token requests and renewals, seconds waited in the limiter."""
-        stats = super().stats
-        with self._stats_lock:
-            stats["token_requests"] = self._token_requests
-        return stats
-
-    # ------------------------------------------------------------------ errors
-
-    def _error_message(self, body: Any, text: str) -> str:
-        """ProblemDetails ``title``/``detail`` (any casing), APIM ``message`` or OAuth ``error_description``."""
-        if isinstance(body, Mapping):
-            parts = [str(find_key(body, k)) for k in ("title", "detail") if find_key(body, k)]
-            errors = find_key(body, "errors")
-            if isinstance(errors, Mapping):
-                parts += [f"{field}: {'; '.join(map(str, msgs if isinstance(msgs, list) else [msgs]))}"
-                          for field, msgs in errors.items()]
-            if not parts:
-                parts = [str(find_key(body, k)) for k in ("error", "error_description", "message")
-                         if find_key(body, k)]
-            if parts:
-                return " - ".join(parts)
-        return text.strip()[:200] or "no error body"
-
-    def _forbidden_message(self, method: str, path: str, message: str) -> str:
-        """Name the privileges the call needs and those the client holds but cannot use (no module subscription)."""
-        area = next((p for p in path.split("?")[0].lower().split("/") if p in _AREA_ROLES), None)
-        needs = ""
-        if area:
-            roles = _AREA_ROLES[area][0 if method in ("GET", "HEAD") else 1]
-            needs = f" This call needs the privilege {' or '.join(roles)}."
-        invalid = self._invalid_privileges()
-        if invalid:
-            held = (f" PowerOffice Go reports these privileges as invalid for the client (its module subscription is "
-                    f"missing): {', '.join(invalid)}. Activate the module for the client in PowerOffice Go, or ask "
-                    "the client's administrator to do so.")
-        else:
-            held = (" Grant the integration that privilege in PowerOffice Go (the client's integration settings) "
-                    "and make sure the client subscribes to the module it belongs to.")
-        return f"permission denied (HTTP 403: {message}).{needs}{held}"
-
-    def _invalid_privileges(self) -> list[str]:
-        """``InvalidPrivileges`` of ``/ClientIntegrationInformation`` (needs no privilege); empty when unreadable."""
-        if getattr(self._local, "in_403_lookup", False):
-            return []
-        self._local.in_403_lookup = True
-        try:
-            info = self.request_json("GET", "ClientIntegrationInformation", not_found_ok=True)
-        except Exception:  # noqa: BLE001 - only a better message is at stake
-            return []
-        finally:
-            self._local.in_403_lookup = False
-        invalid = find_key(info, "InvalidPrivileges") if isinstance(info, Mapping) else None
-        return [str(p) for p in invalid] if isinstance(invalid, list) else []
-    def _configuration_fix(self, exc: ApiError) -> str:
-        """Name the connection field behind a refusal: subscription key, client keys, or the token URL."""
-        if isinstance(exc, ConnectionConfigError) or exc.status == 403:
-            return super()._configuration_fix(exc)
-        token_url = getattr(self, "token_url", None)
-        if "subscription key" in exc.message.lower():
-            return "check the extra 'subscription_key': it must be the subscription key of this host's environment"
-        if exc.message.startswith("token request refused"):
-            return ("check login (application key) and password (client key), and that the token URL "
-                    f"{token_url} belongs to the same environment (Demo or production) as the host")
-        return (f"the API refuses the token issued by {token_url}: host and token_url must be the same environment "
-                "(Demo or production), with keys of that environment")
-
-    def _listing_total(self, response) -> int | None:
-        """``totalCount`` of the ``X-Pagination`` header, where the gateway sends it (not documented as certain)."""
-        try:
-            total = find_key(json.loads(response.headers.get("X-Pagination") or "null"), "totalCount")
-            return int(total) if total is not None else None
-        except (TypeError, ValueError):
-            return None
-
-    def _default_429_wait(self, body: Any) -> float | None:
-        # APIM says "Rate limit is exceeded. Try again in 1 seconds." when it sends no Retry-After
-        match = _TRY_AGAIN.search(str(find_key(body, "message") or ""))
-        return float(match.group(1)) if match else None
-
-    # ------------------------------------------------------------------ reads
-
-    def get(self, endpoint: str, params: Mapping[str, Any] | None = None) -> dict | None:
-        """GET one object; None on 404."""
-        return self.request_json("GET", endpoint, params=params, not_found_ok=True)
-
-    def iter_pages(
-        self,
-        endpoint: str,
-        params: Mapping[str, Any] | None = None,
-        page_size: int | None = None,
-        listing: Listing | None = None,
-    ) -> Iterator[list[dict]]:
-        """Yield every page of a list endpoint as a list, from ``PageNumber`` 1 to the end, in ``Id`` order.
-
-        Follows ``X-Pagination``'s ``nextPageLink`` where the header carries that member, also past a short page
-        (logged); only without it does a page shorter than ``page_size`` end the listing. Stops on 204 or an empty
-        array. ``OrderBy=Id`` (unless the caller orders) keeps records in place when they are edited.
-
-        :param listing: filled with the server's time at the start and signs that the list moved between pages.
-        """
-        if page_size is None:
-            self.connection()
-            page_size = self.page_size
-        if not 1 <= page_size <= self.max_page_size:
-            raise ValueError(f"page_size must be between 1 and {self.max_page_size}")
-        base = {k: v for k, v in (params or {}).items() if k.lower() not in ("pagenumber", "pagesize")}
-        if not any(k.lower() == "orderby" for k in base):
-            base["OrderBy"] = "Id"
-        listing = listing if listing is not None else Listing()
-        seen: set = set()
-        total = None
-        announced = False  # the page before linked this one
-        page = 1
-        while True:
-            response = self.request("GET", endpoint, params={**base, "PageNumber": page, "PageSize": page_size})
-            listing.answered(response)
-            pagination = _pagination(response.headers.get("X-Pagination"))
-            count = _member(pagination, "totalCount")
-            if total is not None and count is not None and count != total:
-                listing.move(f"{endpoint}: totalCount went from {total} to {count} between pages")
-            total = count if count is not None else total
-            current = _member(pagination, "currentPage")
-            if current is not None and current != page:
-                listing.move(f"{endpoint}: asked for page {page}, X-Pagination says page {current}")
-            rows = [] if response.status_code == 204 or not response.content.strip() else response.json()
-            if not isinstance(rows, list):
-                raise MalformedResponseError(self.system, response.status_code,
-                                             f"expected a JSON array, got {type(rows).__name__}",
-                                             method="GET", path=endpoint)
-            if not rows:
-                if announced:
-                    listing.move(f"{endpoint}: page {page} was empty although the page before announced it")
-                return
-            listing.listed(endpoint, rows, "Id")
-            yield rows
-            short = len(rows) < page_size
-            if pagination is not None and _has_member(pagination, "nextPageLink"):
-                following = bool(_member(pagination, "nextPageLink"))
-                if short and following:
-                    self.log.warning("%s page %d has %d of %d rows but X-Pagination links a next page; following it",
-                                     endpoint, page, len(rows), page_size)
-                elif not short and not following:
-                    self.log.info("%s page %d is full but X-Pagination links no next page; stopping", endpoint, page)
-                if not following:
-                    return
-                announced = True
-            elif short:
-                return
-            else:
-                announced = False
-            page += 1
-
-    def iter_changed(
-        self,
-        endpoint: str,
-        since: dt.datetime | None,
-        params: Mapping[str, Any] | None = None,
-        page_size: int | None = None,
-        since_param: str = CHANGED_SINCE_PARAM,
-        listing: Listing | None = None,
-    ) -> Iterator[list[dict]]:
-        """Yield pages of records changed strictly after ``since`` (all records when None; naive = UTC)."""
-        query = dict(params or {})
-        if since is not None:
-            if since.tzinfo is None:
-                since = since.replace(tzinfo=dt.timezone.utc)
-            query[since_param] = since.isoformat()
-        return self.iter_pages(endpoint, query, page_size=page_size, listing=listing)
-
-    # ------------------------------------------------------------------ writes
-
-    def create(self, endpoint: str, body: Mapping[str, Any], retry_unsafe: bool = False) -> dict:
-        """POST a new object and return it (with its ``Id``).
-
-        :param retry_unsafe: True when repeating the POST cannot duplicate (e.g. it carries a unique
-            ``ExternalImportReference``); only then is it retried on 5xx, read timeouts and dropped connections.
-        """
-        created = self.request_json("POST", endpoint, json_body=dict(body), retry_unsafe=retry_unsafe)
-        return self.require_id(created, "POST", endpoint)
-
-    def patch(
-        self, endpoint: str, changes: Mapping[str, Any] | list[dict], current: Mapping[str, Any] | None = None
-    ) -> dict | None:
-        """PATCH an object with dotted-path ``changes`` (or a ready RFC 6902 list); return the updated object.
-
-        Returns None without calling the API when there is nothing to change.
-        """
-        operations = changes if isinstance(changes, list) else self.json_patch(changes, current)
-        if not operations:
-            return None
-        updated = self.request_json(
-            "PATCH", endpoint, data=json.dumps(operations, separators=(",", ":")),
-            headers={"Content-Type": "application/json-patch+json"},
+            raise ValueError(f"{name}: login (application key) and password (client key) are required")
+        subscription_key = self.extra(conn, "subscription_key")
+        if not subscription_key:
+            raise ValueError(f"{name}: extra 'subscription_key' is required")
+        token_url = self.extra(conn, "token_url")
+        if not token_url and not base_url.lower().endswith("/v2"):
+            raise ValueError(f"{name}: host must end with /v2, or set extra 'token_url'")
+        page_size = self.number(conn, "page_size", DEFAULT_PAGE_SIZE, int)
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"{name}: page_size must be between 1 and {MAX_PAGE_SIZE}")
+        settings = PowerOfficeGoSettings(
+            **self.common_settings(conn, base_url),
+            application_key=conn.login,
+            client_key=conn.password,
+            subscription_key=str(subscription_key),
+            token_url=token_url,
+            requests_per_second=self.number(conn, "requests_per_second", DEFAULT_REQUESTS_PER_SECOND),
+            max_workers=self.number(conn, "max_workers", 4, int),
+            page_size=page_size,
         )
-        return self.require_id(updated, "PATCH", endpoint)
-
-    def delete(self, endpoint: str) -> bool:
-        """DELETE an object; False when it was already gone (404)."""
-        return self.request("DELETE", endpoint, expect_json=False, not_found_ok=True) is not None
-
-    @staticmethod
-    def json_patch(changes: Mapping[str, Any], current: Mapping[str, Any] | None = None) -> list[dict]:
-        """Turn ``{"Name": "X", "MailAddress.City": "Oslo"}`` into RFC 6902 ``replace`` operations.
-
-        When ``current`` holds a parent object of a dotted path as null (e.g. a customer whose ``MailAddress`` is
-        null), one ``add`` of the whole parent object replaces the nested operations, because a ``replace`` below a
-        null parent fails. Parents absent from ``current`` get ``replace`` operations, so a partial ``current``
-        such as ``{"MailAddress": None}`` is enough.
-        """
-        operations: list[dict] = []
-        nested: dict[str, dict[str, Any]] = {}
-        order: list[tuple[str, str]] = []
-        for key, value in changes.items():
-            head, _, rest = key.partition(".")
-            if rest:
-                if head not in nested:
-                    nested[head] = {}
-                    order.append(("nested", head))
-                nested[head][rest] = value
-            else:
-                order.append(("plain", key))
-        for kind, key in order:
-            if kind == "plain":
-                operations.append({"op": "replace", "path": f"/{_pointer(key)}", "value": changes[key]})
-                continue
-            present, parent = _lookup(current, key)
-            if present and parent is None:  # only a known null parent: an absent key says nothing
-                operations.append({"op": "add", "path": f"/{_pointer(key)}", "value": _nest(nested[key])})
-                continue
-            for op in PowerOfficeGoHook.json_patch(nested[key], parent if isinstance(parent, Mapping) else None):
-                operations.append({**op, "path": f"/{_pointer(key)}{op['path']}"})
-        return operations
-
-    # ------------------------------------------------------------------ UI
-
-    def test_connection(self) -> tuple[bool, str]:
-        """Get a token and read ``/ClientIntegrationInformation`` (or one customer)."""
-        attempts, self.max_attempts = self.max_attempts, min(self.max_attempts, 2)
-        try:
-            info = self.get("ClientIntegrationInformation")
-            if info is None:
-                self.request("GET", "Customers", params={"PageSize": 1})
-                return True, "Connection successfully tested"
-            name = find_key(info, "ClientName")
-            return True, f"Connection successfully tested{f' (client {name})' if name else ''}"
-        except Exception as exc:  # the UI wants a message, not a traceback; messages carry no secrets
-            return False, str(exc)
-        finally:
-            self.max_attempts = attempts
-
-
-def _pagination(header: str | None) -> Mapping | None:
-    """The ``X-Pagination`` JSON object, or None when absent or unreadable."""
-    if not header:
-        return None
-    try:
-        value = json.loads(header)
-    except ValueError:
-        return None
-    return value if isinstance(value, Mapping) else None
-
-
-def _has_member(pagination: Mapping, name: str) -> bool:
-    return any(isinstance(k, str) and k.lower() == name.lower() for k in pagination)
-
-
-def _member(pagination: Mapping | None, name: str) -> Any:
-    """A member of ``X-Pagination`` (any casing), None when absent."""
-    if pagination is None:
-        return None
-    return next((v for k, v in pagination.items() if isinstance(k, str) and k.lower() == name.lower()), None)
-
-
-def _lookup(record: Mapping[str, Any] | None, name: str) -> tuple[bool, Any]:
-    """Return ``(present, value)`` for ``name`` in ``record``, matching the key case-insensitively."""
-    if not isinstance(record, Mapping):
-        return False, None
-    for key, value in record.items():
-        if isinstance(key, str) and key.lower() == name.lower():
-            return True, value
-    return False, None
-
-
-def _pointer(token: str) -> str:
-    """Escape one JSON Pointer token (RFC 6901)."""
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn ``{"City": "Oslo", "Geo.Lat": 1}`` into ``{"City": "Oslo", "Geo": {"Lat": 1}}``."""
-    result: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = result
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return result
+        return PowerOfficeGoClient(settings, **self.client_options())

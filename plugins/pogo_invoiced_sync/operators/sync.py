@@ -97,7 +97,7 @@ class FlowOperator(BaseOperator):
         except Exception as exc:
             if getattr(exc, "needs_configuration", False):
                 # Wrong keys, a missing connection or privilege: fail now, not after a ladder of identical retries.
-                from pogo_invoiced_sync.hooks.common import configuration_message
+                from pogo_invoiced_sync.clients.errors import configuration_message
 
                 raise AirflowFailException(configuration_message(exc)) from exc  # type: ignore[arg-type]
             raise
@@ -130,20 +130,20 @@ class ExtractOperator(FlowOperator):
         try:
             store.start_run(self.flow, context["run_id"], dict(context.get("params") or {}))
             since = context.get("data_interval_start") if is_backfill(context) else None
-            hook = _hook(self.system, self.api_conn_id)
+            client = _hook(self.system, self.api_conn_id).get_conn()
             try:
                 result = steps.extract(
                     store,
                     self.mapping,
                     self.system,
-                    hook,
+                    client,
                     context["run_id"],
                     full_refresh=self.param(context, "full_refresh"),
                     since_override=since,
                 )
             finally:
-                self.keep_api_stats(store, context, hook)
-            result["api"] = hook.stats
+                self.keep_api_stats(store, context, client)
+            result["api"] = client.stats
             return result
         finally:
             store.close()
@@ -227,17 +227,16 @@ class UpsertOperator(FlowOperator):
 
         store = self.link_store()
         try:
-            hook = _hook(self.target, self.api_conn_id)
+            client = _hook(self.target, self.api_conn_id).get_conn()  # loads the connection: max_workers is an extra
             dry_run = self.param(context, "dry_run")
             try:
-                hook.connection()  # max_workers is read from the connection's extras: load them before using it
-                workers = 1 if dry_run else max(1, int(getattr(hook, "max_workers", 4) or 4))
+                workers = 1 if dry_run else max(1, int(getattr(client, "max_workers", 4) or 4))
                 result = steps.upsert(
-                    store, self.mapping, self.target, hook, context["run_id"], dry_run=dry_run, max_workers=workers
+                    store, self.mapping, self.target, client, context["run_id"], dry_run=dry_run, max_workers=workers
                 )
             finally:
-                self.keep_api_stats(store, context, hook)
-            result["api"] = hook.stats
+                self.keep_api_stats(store, context, client)
+            result["api"] = client.stats
             return result
         finally:
             store.close()

@@ -23,7 +23,7 @@ def _plan(stack, store: LinkStore, run_id: str):
 
     mapping = load_mapping("customers_company")
     for system in SYSTEMS:
-        steps.extract(store, mapping, system, _hook(system, None), run_id)
+        steps.extract(store, mapping, system, _hook(system, None).get_conn(), run_id)
         steps.map_records(store, mapping, system, run_id)
     steps.reconcile(store, mapping, run_id)
     return mapping
@@ -46,7 +46,7 @@ def test_a_create_whose_answer_was_lost_is_looked_up_by_the_next_attempt_and_nev
     mapping = _plan(stack, store, "lost-answer")
     # The create reaches Invoiced, but every answer is lost on the way back (so are the hook's own repeats).
     stack.sandboxes.invoiced.faults(drop_after_rate=1.0, path_pattern="^/customers$", methods=["POST"])
-    impatient = InvoicedHook(max_attempts=2, backoff_base=0.01, backoff_max=0.02)
+    impatient = InvoicedHook(max_attempts=2, backoff_base=0.01, backoff_max=0.02).get_conn()
     with pytest.raises(RetryableFailures):
         steps.upsert(store, mapping, INVOICED, impatient, "lost-answer")
     assert len(stack.records("invoiced", "customers")) == 1  # it was created; we do not know it yet
@@ -56,7 +56,7 @@ def test_a_create_whose_answer_was_lost_is_looked_up_by_the_next_attempt_and_nev
     _plan(stack, store, "next-run")
     stack.sandboxes.invoiced.faults()
     stack.sandboxes.invoiced.clear_counters()
-    result = steps.upsert(store, mapping, INVOICED, InvoicedHook(), "next-run")
+    result = steps.upsert(store, mapping, INVOICED, InvoicedHook().get_conn(), "next-run")
     store.close()
     routes = stack.sandboxes.invoiced.counters()["routes"]
     assert routes.get("POST /customers", 0) == 0 and routes.get("GET /customers", 0) >= 1  # looked up, not re-sent
@@ -94,7 +94,7 @@ def test_a_user_edit_shown_in_the_answer_to_our_update_of_another_field_is_synce
     from pogo_invoiced_sync.operators.sync import _hook
 
     store = _store(stack)
-    steps.upsert(store, load_mapping("customers_person"), INVOICED, _hook(INVOICED, None), "edited-mid-run")
+    steps.upsert(store, load_mapping("customers_person"), INVOICED, _hook(INVOICED, None).get_conn(), "edited-mid-run")
     store.close()
     assert stack.invoiced.get(f"/customers/{inv_id}")["name"].startswith("Ingrid ")
     stack.run("customers_person")

@@ -1,9 +1,10 @@
-"""How the hooks page a listing that moves while they read it, against the sandboxes over real HTTP."""
+"""How the clients page a listing that moves while they read it, against the sandboxes over real HTTP."""
+
 from __future__ import annotations
 
 import datetime as dt
 
-from pogo_invoiced_sync.hooks.listing import Listing
+from pogo_invoiced_sync.clients.listing import Listing
 
 CUSTOMERS = "/v2/Customers"
 
@@ -12,8 +13,7 @@ def _pogo_changed_list(pogo, sandboxes, *, changed: int, total: int = 30) -> tup
     """``total`` customers of which the first ``changed`` (by id) were edited after the returned time."""
     sandboxes.pogo.seed(companies=total)
     ids = sorted(c["Id"] for c in sandboxes.pogo.records("customers"))
-    since = max(dt.datetime.fromisoformat(c["LastChangedDateTimeOffset"])
-                for c in sandboxes.pogo.records("customers"))
+    since = max(dt.datetime.fromisoformat(c["LastChangedDateTimeOffset"]) for c in sandboxes.pogo.records("customers"))
     for customer_id in ids[-changed:]:
         pogo.patch(f"Customers/{customer_id}", {"Name": f"Changed {customer_id} AS"})
     return since, ids
@@ -31,8 +31,9 @@ def test_poweroffice_go_paging_follows_next_page_link_past_a_short_page(pogo, sa
 def test_poweroffice_go_listing_notes_a_total_count_that_changed_between_pages(pogo, sandboxes):
     since, ids = _pogo_changed_list(pogo, sandboxes, changed=20)
     # Between page 1 and 2 an older customer is edited: it joins the list of changes.
-    sandboxes.pogo.between_pages({"list": "customers", "after_page": 1,
-                                  "steps": [{"id": ids[0], "set": {"Name": "Joined AS"}}]})
+    sandboxes.pogo.between_pages(
+        {"list": "customers", "after_page": 1, "steps": [{"id": ids[0], "set": {"Name": "Joined AS"}}]}
+    )
     listing = Listing()
     rows = [c for page in pogo.iter_changed("Customers", since, page_size=10, listing=listing) for c in page]
     assert len(rows) == 21
@@ -42,8 +43,9 @@ def test_poweroffice_go_listing_notes_a_total_count_that_changed_between_pages(p
 def test_poweroffice_go_listing_notes_a_record_listed_twice(pogo, sandboxes):
     since, ids = _pogo_changed_list(pogo, sandboxes, changed=20)
     # The joining customer sorts before page 1's records, so page 1's last record comes again on page 2.
-    sandboxes.pogo.between_pages({"list": "customers", "after_page": 1,
-                                  "steps": [{"id": ids[0], "set": {"Name": "Joined AS"}}]})
+    sandboxes.pogo.between_pages(
+        {"list": "customers", "after_page": 1, "steps": [{"id": ids[0], "set": {"Name": "Joined AS"}}]}
+    )
     listing = Listing()
     list(pogo.iter_changed("Customers", since, page_size=10, listing=listing))
     assert any("listed twice" in reason for reason in listing.moved)
@@ -53,14 +55,17 @@ def test_poweroffice_go_listing_that_did_not_move_notes_nothing_and_the_server_s
     since, _ids = _pogo_changed_list(pogo, sandboxes, changed=20)
     listing = Listing()
     rows = [c for page in pogo.iter_changed("Customers", since, page_size=10, listing=listing) for c in page]
-    assert len(rows) == 20 and listing.moved == [] and listing.pages == 2
-    assert abs(listing.started_at - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=1)
+    assert len(rows) == 20
+    assert listing.moved == []
+    assert listing.pages == 2
+    assert abs(listing.started_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
 
 
 def test_invoiced_changes_are_paged_by_key_so_an_edit_between_pages_skips_nothing(invoiced, sandboxes):
     sandboxes.invoiced.seed(companies=250)
-    sandboxes.invoiced.between_pages({"list": "customers", "after_page": 1,
-                                      "steps": [{"first": 10, "append": {"name": " again"}}]})
+    sandboxes.invoiced.between_pages(
+        {"list": "customers", "after_page": 1, "steps": [{"first": 10, "append": {"name": " again"}}]}
+    )
     listing = Listing()
     rows = [c for page in invoiced.iter_changed("customers", None, listing=listing) for c in page]
     assert sandboxes.invoiced.between_pages()["triggers"] == []
@@ -87,8 +92,9 @@ def test_invoiced_page_number_listing_notes_a_total_count_that_changed(invoiced,
     ids = sorted(c["id"] for c in sandboxes.invoiced.records("customers"))
     since = max(c["updated_at"] for c in sandboxes.invoiced.records("customers"))
     sandboxes.invoiced.edit("customers", *({"id": i, "append": {"name": " x"}} for i in ids[10:]))
-    sandboxes.invoiced.between_pages({"list": "customers", "after_page": 1,
-                                      "steps": [{"id": ids[0], "append": {"name": " joined"}}]})
+    sandboxes.invoiced.between_pages(
+        {"list": "customers", "after_page": 1, "steps": [{"id": ids[0], "append": {"name": " joined"}}]}
+    )
     listing = Listing()
     list(invoiced.iter_pages("customers", {"updated_after": since}, per_page=10, listing=listing))
     assert any("X-Total-Count went from 20 to 21" in reason for reason in listing.moved)
