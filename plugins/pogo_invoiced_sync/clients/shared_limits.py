@@ -1,0 +1,204 @@
+"""API limits shared by every process that uses one credential, coordinated through PostgreSQL.
+
+PowerOffice Go allows 10 requests per second per *subscription key*, and one integration's key serves every client
+(tenant) it syncs; Invoiced caps the requests in flight per API key. Limiters inside one process cannot see the
+tasks of other tenants or other Celery workers, so here a credential's budget lives in a table every worker reaches:
+the link-store database, which every task already needs.
+
+One model covers both limits: a credential owns ``limit`` *slots*. A request holds a slot while it is in flight;
+on release the slot *cools down* for ``cooldown`` seconds before anyone may take it again.
+
+- Requests per second: ``cooldown`` = 1 s. The server counts arrivals in a sliding one-second window, and arrivals
+  happen between our send and our receipt; a slot that is free again only one second after its request *completed*
+  can never put more than ``limit`` arrivals into any window, whatever the latency (the same rule as the
+  process-local :class:`RequestRateLimiter`).
+- Requests in flight: ``cooldown`` = 0.
+
+Times come from the database clock (``clock_timestamp()``), so hosts with skewed clocks agree. A slot is taken with
+a *lease* (``held_until``): a worker that dies while holding one frees it when the lease ends, without anyone's help.
+Keys are credential fingerprints (hashes), never secrets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "pogo_invoiced_sync_limits"
+POLL_SECONDS = 0.05  # longest sleep between two looks at a credential whose slots are all in flight
+
+_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.slots (
+    credential text NOT NULL,
+    slot integer NOT NULL,
+    free_at timestamptz NOT NULL DEFAULT 'epoch',
+    holder uuid,
+    held_until timestamptz,
+    PRIMARY KEY (credential, slot)
+);
+"""
+
+# Take the slot that became free the longest ago, if any; otherwise say how long until the next one is free.
+_TAKE = f"""
+WITH now AS (SELECT clock_timestamp() AS t),
+pick AS (
+    SELECT s.slot FROM {SCHEMA}.slots s, now
+    WHERE s.credential = %(credential)s AND s.slot < %(limit)s AND s.free_at <= now.t
+      AND (s.holder IS NULL OR s.held_until <= now.t)
+    ORDER BY s.free_at LIMIT 1 FOR UPDATE SKIP LOCKED
+)
+UPDATE {SCHEMA}.slots s SET holder = %(holder)s, held_until = now.t + %(lease)s * interval '1 second'
+FROM pick, now WHERE s.credential = %(credential)s AND s.slot = pick.slot
+RETURNING s.slot
+"""
+
+_NEXT_FREE = f"""
+SELECT extract(epoch FROM greatest(min(CASE WHEN holder IS NULL OR held_until <= clock_timestamp() THEN free_at
+                                            ELSE held_until END), clock_timestamp()) - clock_timestamp())
+FROM {SCHEMA}.slots WHERE credential = %(credential)s AND slot < %(limit)s
+"""
+
+_RELEASE = f"""
+UPDATE {SCHEMA}.slots SET holder = NULL, held_until = NULL,
+       free_at = clock_timestamp() + %(cooldown)s * interval '1 second'
+WHERE credential = %(credential)s AND slot = %(slot)s AND holder = %(holder)s
+"""
+
+_ENSURE_SLOTS = f"""
+INSERT INTO {SCHEMA}.slots (credential, slot)
+SELECT %(credential)s, n FROM generate_series(0, %(limit)s - 1) AS n
+ON CONFLICT DO NOTHING
+"""
+
+
+class SharedSlots:
+    """``limit`` slots of one credential, shared through PostgreSQL by every process and thread that uses it.
+
+    :param connect: opens a psycopg 3 connection to the database holding the slots (the link store's).
+    :param credential: the credential's fingerprint (a hash; never the secret).
+    :param limit: how many slots the credential has (requests per second, or requests in flight).
+    :param cooldown: seconds a released slot stays unavailable (1.0 for a per-second limit, 0 for in flight).
+    :param lease: seconds after which a slot held by a vanished process is free again (longer than any request).
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        credential: str,
+        limit: int,
+        *,
+        cooldown: float,
+        lease: float = 120.0,
+        margin: float = 0.01,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("a shared limit needs at least one slot")
+        self._connect = connect
+        self.credential = credential
+        self.limit = int(limit)
+        self.cooldown = cooldown + (margin if cooldown else 0.0)
+        self.lease = lease
+        self._lock = threading.Lock()  # one connection per limiter; statements are sub-millisecond
+        self._conn: Any = None
+        self._wake = threading.Condition()
+
+    # -- the database ------------------------------------------------------------------------------------------
+
+    def _execute(self, statement: str, params: dict[str, Any]) -> list[tuple]:
+        """Run one autocommitted statement on the limiter's connection, reconnecting once if it was lost."""
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = self._open()
+                    cur = self._conn.execute(statement, params)
+                    return cur.fetchall() if cur.description else []
+                except Exception:
+                    if attempt == 2 or self._conn is None or not self._conn.closed:
+                        raise
+                    self._conn = None
+            raise AssertionError("unreachable")
+
+    def _open(self) -> Any:
+        conn = self._connect()
+        conn.autocommit = True
+        with conn.transaction():
+            # Concurrent first uses must not race on CREATE SCHEMA / TABLE.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{SCHEMA}:ddl",))
+            conn.execute(_DDL)
+        conn.execute(_ENSURE_SLOTS, {"credential": self.credential, "limit": self.limit})
+        return conn
+
+    def close(self) -> None:
+        """Close the limiter's connection (slots it holds are released by their ``slot()`` blocks first)."""
+        with self._lock:
+            if self._conn is not None and not self._conn.closed:
+                self._conn.close()
+            self._conn = None
+
+    # -- the limiter interface ---------------------------------------------------------------------------------
+
+    def acquire(self) -> tuple[int, str, float]:
+        """Block until a slot is ours; return it, our holder id and the seconds waited."""
+        started = time.monotonic()
+        holder = str(uuid.uuid4())
+        params = {"credential": self.credential, "limit": self.limit, "holder": holder, "lease": self.lease}
+        while True:
+            rows = self._execute(_TAKE, params)
+            if rows:
+                return rows[0][0], holder, time.monotonic() - started
+            wait = self._execute(_NEXT_FREE, params)[0][0]
+            # Released slots are not announced: look again when the next cools down, or soon if all are in flight.
+            pause = POLL_SECONDS if wait is None else min(max(float(wait), 0.002), POLL_SECONDS)
+            with self._wake:
+                self._wake.wait(pause)
+
+    def release(self, slot: int, holder: str) -> None:
+        """Give the slot back; it cools down before anyone takes it again."""
+        self._execute(
+            _RELEASE, {"credential": self.credential, "slot": slot, "holder": holder, "cooldown": self.cooldown}
+        )
+        with self._wake:
+            self._wake.notify_all()  # threads of this process may take it after the cooldown
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[float]:
+        """Hold a slot for the duration of one request; yields the seconds waited."""
+        slot, holder, waited = self.acquire()
+        try:
+            yield waited
+        finally:
+            try:
+                self.release(slot, holder)
+            except Exception:  # the lease frees it; a failed release must not hide the request's own outcome
+                log.warning(
+                    "could not release a shared API slot; it frees itself within %.0f s", self.lease, exc_info=True
+                )
+
+
+def rate_limiter(connect: Callable[[], Any], credential: str, per_second: float, lease: float = 120.0) -> SharedSlots:
+    """At most ``per_second`` request arrivals in any one-second window, across every process using ``credential``."""
+    return SharedSlots(connect, credential, max(1, int(per_second)), cooldown=1.0, lease=lease)
+
+
+def in_flight_limiter(connect: Callable[[], Any], credential: str, limit: int, lease: float = 120.0) -> SharedSlots:
+    """At most ``limit`` requests in flight at once, across every process using ``credential``."""
+    return SharedSlots(connect, credential, limit, cooldown=0.0, lease=lease)
+
+
+def slot_state(connect: Callable[[], Any], credential: str) -> list[dict[str, Any]]:
+    """The slots of one credential as the database holds them (for tests and the operator's curiosity)."""
+    with connect() as conn:
+        rows = conn.execute(
+            f"SELECT slot, free_at, holder, held_until FROM {SCHEMA}.slots WHERE credential = %s ORDER BY slot",
+            (credential,),
+        ).fetchall()
+    return [{"slot": s, "free_at": f, "holder": h, "held_until": u} for s, f, h, u in rows]

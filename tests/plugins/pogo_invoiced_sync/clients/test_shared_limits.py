@@ -1,0 +1,132 @@
+"""Limits shared through PostgreSQL by several processes using one credential (real PostgreSQL, real sandbox)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from bench.shared_limits import call_api, in_parallel, max_in_window, max_overlap, take_slots
+from pogo_invoiced_sync.clients.shared_limits import SharedSlots, in_flight_limiter, rate_limiter, slot_state
+
+
+def _credential() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def test_processes_sharing_a_key_never_start_more_than_the_limit_in_any_second(postgres_dsn):
+    results = in_parallel(take_slots, [(postgres_dsn, "shared-rate-" + _credential(), 5, 1.0, 6, 0.01)] * 4)
+
+    starts = [start for spans in results for start, _ in spans]
+    assert len(starts) == 24
+    assert max_in_window(starts) <= 5
+
+
+def test_processes_sharing_an_in_flight_limit_never_hold_more_than_it_at_once(postgres_dsn):
+    results = in_parallel(take_slots, [(postgres_dsn, "shared-flight-" + _credential(), 3, 0.0, 5, 0.05)] * 5)
+
+    spans = [span for spans in results for span in spans]
+    assert len(spans) == 25
+    assert max_overlap(spans) <= 3
+
+
+def test_two_credentials_do_not_share_their_slots(postgres_dsn):
+    connect = lambda: psycopg.connect(postgres_dsn)  # noqa: E731
+    first, second = (rate_limiter(connect, _credential(), 1) for _ in range(2))
+    try:
+        with first.slot(), second.slot() as waited:
+            assert waited < 5  # were the slot shared, this would wait for the first release (never, here)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_released_rate_slot_cools_down_before_it_is_taken_again(postgres_dsn):
+    limiter = rate_limiter(lambda: psycopg.connect(postgres_dsn), _credential(), 1)
+    try:
+        with limiter.slot():
+            pass
+        with limiter.slot() as waited:
+            assert waited >= 0.9
+    finally:
+        limiter.close()
+
+
+def test_a_slot_held_by_a_vanished_process_is_free_once_its_lease_ends(postgres_dsn):
+    credential = _credential()
+    connect = lambda: psycopg.connect(postgres_dsn)  # noqa: E731
+    crashed = in_flight_limiter(connect, credential, 1, lease=1.0)
+    crashed.acquire()  # and never released: the process "dies" holding it
+    crashed.close()
+
+    survivor = in_flight_limiter(connect, credential, 1, lease=1.0)
+    try:
+        with survivor.slot() as waited:
+            assert waited > 0.5
+            assert [s["holder"] is not None for s in slot_state(connect, credential)] == [True]
+    finally:
+        survivor.close()
+    assert [s["holder"] for s in slot_state(connect, credential)] == [None]
+
+
+def test_threads_of_one_process_share_the_slots_with_everyone_else(postgres_dsn):
+    limiter = SharedSlots(lambda: psycopg.connect(postgres_dsn), _credential(), 2, cooldown=0.0)
+    spans: list[tuple[float, float]] = []
+
+    def work() -> None:
+        for _ in range(3):
+            with limiter.slot():
+                start = time.time()
+                time.sleep(0.03)
+                spans.append((start, time.time()))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    limiter.close()
+
+    assert len(spans) == 12
+    assert max_overlap(spans) <= 2
+
+
+def test_a_limiter_that_lost_its_connection_reconnects(postgres_dsn):
+    limiter = rate_limiter(lambda: psycopg.connect(postgres_dsn), _credential(), 5)
+    try:
+        with limiter.slot():
+            pass
+        limiter._conn.close()  # as a database restart would
+        with limiter.slot() as waited:
+            assert waited >= 0
+    finally:
+        limiter.close()
+
+
+@pytest.mark.integration
+def test_workers_sharing_a_subscription_key_get_no_429_from_the_sandbox_through_the_shared_limiter(
+    sandboxes, postgres_dsn
+):
+    url = f"{sandboxes.pogo_url}/v2/Customers"
+    key = sandboxes.settings.pogo_subscription_key
+    sandboxes.pogo.clear_counters()
+
+    statuses = in_parallel(call_api, [(postgres_dsn, "sandbox-" + _credential(), 10, 12, url, key)] * 4)
+
+    assert sum(len(s) for s in statuses) == 48
+    assert 429 not in {code for s in statuses for code in s}
+    assert "429" not in str(sandboxes.pogo.counters()["statuses"])
+
+
+@pytest.mark.integration
+def test_workers_limiting_only_themselves_get_429s_from_the_sandbox(sandboxes):
+    """The control: what several workers with a process-local limiter each did before."""
+    url = f"{sandboxes.pogo_url}/v2/Customers"
+    key = sandboxes.settings.pogo_subscription_key
+
+    statuses = in_parallel(call_api, [(None, "unused", 10, 12, url, key)] * 4)
+
+    assert 429 in {code for s in statuses for code in s}
