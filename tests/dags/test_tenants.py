@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -180,3 +181,114 @@ def test_a_misspelt_key_is_a_dag_folder_import_error_that_names_the_key(include_
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     (error,) = bag.import_errors.values()
     assert "tenants.globex.state_shema: unknown key" in error
+
+
+# -- two tenants end to end: each against its own pair of sandbox accounts, each in its own link-store schema
+
+RUN_CONF = {"full_refresh": False, "dry_run": False, "allow_mass_changes": False}
+END_TO_END = """
+tenants:
+  acme:
+    poweroffice_go_conn_id: poweroffice_go_acme
+    invoiced_conn_id: invoiced_acme
+  globex:
+    poweroffice_go_conn_id: poweroffice_go_globex
+    invoiced_conn_id: invoiced_globex
+  broken:
+    poweroffice_go_conn_id: poweroffice_go_broken
+    invoiced_conn_id: invoiced_broken
+"""
+
+
+@pytest.fixture(scope="module")
+def other_sandboxes(tmp_path_factory):
+    """A second pair of sandboxes (other accounts, other data): the second tenant's client pair."""
+    from sandboxes.process import SandboxProcess
+
+    process = SandboxProcess(log_path=tmp_path_factory.mktemp("sandbox") / "other.log").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def tenant_dags(connections, other_sandboxes, postgres_dsn, airflow_db, monkeypatch, include_dir):
+    """The DAG folder's DAGs with acme on the session's sandboxes, globex on the other ones; link stores emptied.
+
+    ``dag.test()`` runs the DAG folder's serialised version of a DAG, so the tenants come from the include folder.
+    """
+    import psycopg
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import invoiced_connection, pogo_connection
+
+    other_sandboxes.reset()
+    monkeypatch.setenv("AIRFLOW_CONN_POWEROFFICE_GO_ACME", pogo_connection(connections))
+    monkeypatch.setenv("AIRFLOW_CONN_INVOICED_ACME", invoiced_connection(connections))
+    monkeypatch.setenv("AIRFLOW_CONN_POWEROFFICE_GO_GLOBEX", pogo_connection(other_sandboxes))
+    monkeypatch.setenv("AIRFLOW_CONN_INVOICED_GLOBEX", invoiced_connection(other_sandboxes))
+    # broken: its PowerOffice Go connection was never added, its Invoiced one holds a wrong API key.
+    wrong = json.loads(invoiced_connection(connections))
+    monkeypatch.setenv("AIRFLOW_CONN_INVOICED_BROKEN", json.dumps({**wrong, "login": "not-the-api-key"}))
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        for schema in ("pogo_invoiced_sync_acme", "pogo_invoiced_sync_globex", "pogo_invoiced_sync_broken"):
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    _tenants_file(include_dir, END_TO_END)
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    dags = bag.dags
+    for dag in dags.values():
+        for task in dag.tasks:
+            task.retries = 0
+    return dags
+
+
+def _run(dag, expect: str = "success"):
+    dag_run = dag.test(run_conf=RUN_CONF)
+    assert dag_run.state == expect, f"{dag.dag_id} ended {dag_run.state}"
+    return dag_run
+
+
+def _links(dsn: str, schema: str) -> set[tuple[str, str]]:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return set(conn.execute(f'SELECT poweroffice_go_id, invoiced_id FROM "{schema}".links').fetchall())
+
+
+def test_two_tenants_sync_their_own_client_pairs_into_separate_link_store_schemas(
+    tenant_dags, connections, other_sandboxes, postgres_dsn
+):
+    connections.pogo.seed(companies=2)
+    other_sandboxes.pogo.seed(companies=3)
+    _run(tenant_dags["acme.sync_customers_company"])
+    _run(tenant_dags["globex.sync_customers_company"])
+    acme, globex = _links(postgres_dsn, "pogo_invoiced_sync_acme"), _links(postgres_dsn, "pogo_invoiced_sync_globex")
+    assert {i for _, i in acme} == {str(c["id"]) for c in connections.invoiced.records("customers")}
+    assert {i for _, i in globex} == {str(c["id"]) for c in other_sandboxes.invoiced.records("customers")}
+    assert (len(acme), len(globex)) == (2, 3)
+
+
+def test_a_tenant_with_a_missing_connection_fails_naming_it_while_the_other_tenants_runs_succeed(
+    tenant_dags, connections, postgres_dsn, capsys
+):
+    connections.pogo.seed(companies=2)
+    capsys.readouterr()
+    _run(tenant_dags["broken.sync_customers_company"], expect="failed")
+    log = capsys.readouterr().out
+    assert (
+        "connection 'poweroffice_go_broken' does not exist. Fix the Airflow connection 'poweroffice_go_broken'" in log
+    )
+    _run(tenant_dags["acme.sync_customers_company"])
+    assert len(_links(postgres_dsn, "pogo_invoiced_sync_acme")) == 2
+
+
+def test_a_tenant_with_a_wrong_api_key_fails_naming_the_connection_while_the_other_tenants_runs_succeed(
+    tenant_dags, connections, postgres_dsn, capsys
+):
+    connections.invoiced.seed(companies=2)
+    capsys.readouterr()
+    _run(tenant_dags["broken.sync_customers_company"], expect="failed")
+    log = capsys.readouterr().out
+    assert "Fix the Airflow connection 'invoiced_broken'" in log
+    _run(tenant_dags["acme.sync_customers_company"])
+    assert len(_links(postgres_dsn, "pogo_invoiced_sync_acme")) == 2
