@@ -163,6 +163,17 @@ def create_app(
             )
         return flows
 
+    def console_root(request: Request) -> str:
+        """The default tenant's console root: the root path without a ``/t/<tenant>`` prefix."""
+        root = request.scope.get("root_path", "")
+        return root.removesuffix(f"/t/{request.scope['tenant']}") if request.scope.get("tenant") else root
+
+    def airflow_root(request: Request) -> str:
+        """Airflow's own root, as the console is mounted under it (which may be below a path prefix)."""
+        from pogo_invoiced_sync.console.plugin import URL_PREFIX
+
+        return console_root(request).removesuffix(URL_PREFIX) + "/"
+
     def page(request: Request, html: str, status_code: int = 200) -> HTMLResponse:
         """A page with the tenant switch in its navigation (when there is more than the default tenant)."""
         try:
@@ -170,9 +181,7 @@ def create_app(
             current = tenant_of(request).name
         except ActionError:
             known, current = [], ""
-        root = request.scope.get("root_path", "")
-        base = root.removesuffix(f"/t/{request.scope['tenant']}") if request.scope.get("tenant") else root
-        switch = pages.tenant_switch(base, current, [t.name for t in known])
+        switch = pages.tenant_switch(console_root(request), current, [t.name for t in known])
         return HTMLResponse(html.replace(pages.TENANT_SLOT, switch, 1), status_code=status_code)
 
     @app.exception_handler(ActionError)
@@ -192,7 +201,7 @@ def create_app(
             message = f"{message}: log in to Airflow first"
         return page(
             request,
-            pages.error(request.scope.get("root_path", ""), exc.status_code, str(message), login=True),
+            pages.error(request.scope.get("root_path", ""), exc.status_code, str(message), login=airflow_root(request)),
             status_code=exc.status_code,
         )
 

@@ -113,8 +113,9 @@ def _page(root: str, title: str, user: str | None, body: str) -> str:
     )
 
 
-def error(root: str, status: int, message: str, login: bool = False) -> str:
-    extra = ' <a href="/" target="_top">Log in to Airflow</a>' if login else ""
+def error(root: str, status: int, message: str, login: str | None = None) -> str:
+    """An error page; ``login`` is Airflow's own root (the console's minus its prefix), to log in there."""
+    extra = f' <a href="{escape(login)}" target="_top">Log in to Airflow</a>' if login else ""
     return _page(root, "Sync console: error", None, f'<h1>{status}</h1><p class="bad">{e(message)}</p>{extra}')
 
 
@@ -293,7 +294,7 @@ def listing(root: str, user: str, data: dict) -> str:
             f"/list/{kind}",
             flow=flow,
             run_id=data.get("run_id"),
-            **({"after": data["next"]} if kind == "links" else {"before": data["next"]}),
+            **({"after": data["next"]} if kind in ("links", "waiting", "excluded") else {"before": data["next"]}),
         )
     heading = f"{title} · {data.get('dag_id') or 'sync_' + flow}" + (
         f" · run {data['run_id']}" if data.get("run_id") else ""

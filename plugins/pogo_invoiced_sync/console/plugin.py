@@ -22,7 +22,8 @@ class SyncConsolePlugin(AirflowPlugin):
     external_views = [  # noqa: RUF012 - AirflowPlugin declares it as a plain class attribute
         {
             "name": "Sync console",
-            "href": f"{URL_PREFIX}/",
+            # Relative: the UI resolves it against Airflow's base URL, so it also works under a path prefix.
+            "href": f"{URL_PREFIX.lstrip('/')}/",
             "url_route": "sync-console",
             "destination": "nav",
             "category": "browse",

@@ -289,37 +289,19 @@ class ConsoleStore:
                 else "AND l.run_id = %(run_id)s"
             )
         elif kind == "waiting":
-            rows = self._rows(
-                lambda cur: cur.execute(
-                    self.q(
-                        "SELECT system, record_id, reason, since FROM {s}.v_waiting WHERE flow = %s "
-                        "ORDER BY since DESC LIMIT %s"
-                    ),
-                    (flow, PAGE * 10),
-                )
+            return self._by_time(
+                kind, flow, after, "SELECT system, record_id, reason, since FROM {s}.v_waiting", "since", "reason"
             )
-            return {
-                "kind": kind,
-                "flow": flow,
-                "rows": [dict(zip(("system", "record_id", "reason", "since"), r, strict=True)) for r in rows],
-                "next": None,
-            }
         elif kind == "excluded":
-            rows = self._rows(
-                lambda cur: cur.execute(
-                    self.q(
-                        "SELECT system, record_id, actor, reason, excluded_at FROM {s}.exclusions WHERE flow = %s "
-                        "ORDER BY excluded_at DESC LIMIT %s"
-                    ),
-                    (flow, PAGE * 10),
-                )
+            return self._by_time(
+                kind,
+                flow,
+                after,
+                "SELECT system, record_id, actor, reason, excluded_at FROM {s}.exclusions",
+                "excluded_at",
+                "actor",
+                "reason",
             )
-            return {
-                "kind": kind,
-                "flow": flow,
-                "rows": [dict(zip(("system", "record_id", "actor", "reason", "since"), r, strict=True)) for r in rows],
-                "next": None,
-            }
         else:
             raise ActionError(404, f"unknown list {kind!r}")
         entries = [
@@ -343,6 +325,26 @@ class ConsoleStore:
             "rows": entries,
             "next": entries[-1]["id"] if more else None,
         }
+
+    def _by_time(self, kind: str, flow: str, after: str | None, select: str, at: str, *extra: str) -> dict:
+        """Records of ``select`` newest first, a page at a time: keyset on (time, system, record id), as ``after``."""
+        cond, params = "", [flow]
+        if after:
+            try:
+                since, system, record_id = after.split("|", 2)
+                params += [dt.datetime.fromisoformat(since).isoformat(), system, record_id]
+            except ValueError:
+                raise ActionError(422, f"after must be a cursor this list returned as next: {after!r}") from None
+            cond = f"AND ({at}, system, record_id) < (%s::timestamptz, %s, %s)"
+        sql = f"{select} WHERE flow = %s {cond} ORDER BY {at} DESC, system DESC, record_id DESC LIMIT {PAGE + 1}"
+        rows = self._rows(lambda cur: cur.execute(self.q(sql), params))
+        names = ("system", "record_id", *extra, "since")
+        found = [dict(zip(names, r, strict=True)) for r in rows]
+        more = len(found) > PAGE
+        found = found[:PAGE]
+        last = found[-1] if found else None
+        after_last = f"{last['since'].isoformat()}|{last['system']}|{last['record_id']}" if more and last else None
+        return {"kind": kind, "flow": flow, "rows": found, "next": after_last}
 
     # -- records -----------------------------------------------------------------------------------------------
 
