@@ -59,7 +59,7 @@ def call_api(
     """
     import requests
 
-    from pogo_invoiced_sync.hooks.common import RequestRateLimiter
+    from pogo_invoiced_sync.clients.limits import RequestRateLimiter
 
     limiter = (
         SharedSlots(connector(dsn), credential, per_second, cooldown=1.0) if dsn else RequestRateLimiter(per_second)

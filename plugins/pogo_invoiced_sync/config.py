@@ -49,3 +49,13 @@ def describe() -> str:
 def mappings_dir() -> Path:
     """The folder of the flow mappings (``<include_dir>/mappings``)."""
     return include_dir() / "mappings"
+
+
+def shared_limits() -> bool:
+    """Whether API limits are shared through the link-store database (``[pogo_invoiced_sync] shared_limits``).
+
+    On by default: every task, tenant and worker using one credential then shares its budget. Turn it off only where
+    a single process talks to each API (the limits are then kept in that process).
+    """
+    value = _airflow_setting(SECTION, "shared_limits")
+    return value is None or value.strip().lower() not in ("false", "0", "no", "off")

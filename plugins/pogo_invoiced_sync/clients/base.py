@@ -261,6 +261,18 @@ class ApiClient:
         """The process-wide limiter of this credential."""
         raise NotImplementedError
 
+    def share_limits(self, connect: Callable[[], Any], where: str = "") -> None:
+        """Hold this credential's slots in PostgreSQL, shared with every process using it (``shared_limits``).
+
+        :param connect: opens a connection to the database holding the slots (the link store's).
+        :param where: names that database (a connection id), so one process never mixes two of them.
+        """
+        self._limiter_override = self._shared_limiter(connect, where)
+
+    def _shared_limiter(self, connect: Callable[[], Any], where: str) -> Limiter:
+        """This credential's limiter shared through PostgreSQL."""
+        raise NotImplementedError
+
     def _auth_headers(self) -> dict[str, str]:
         """Headers authenticating one call (may fetch a token)."""
         return {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -17,8 +17,9 @@ from requests.auth import HTTPBasicAuth
 
 from pogo_invoiced_sync.clients.base import ApiClient, ApiSettings
 from pogo_invoiced_sync.clients.errors import ApiError, MalformedResponseError
-from pogo_invoiced_sync.clients.limits import InFlightLimiter, shared
+from pogo_invoiced_sync.clients.limits import InFlightLimiter, Limiter, credential_fingerprint, shared
 from pogo_invoiced_sync.clients.listing import Listing
+from pogo_invoiced_sync.clients.shared_limits import in_flight_limiter
 
 SERVER_IN_FLIGHT_LIMIT = 20
 DEFAULT_MAX_IN_FLIGHT = 10
@@ -81,6 +82,15 @@ class InvoicedClient(ApiClient):
 
     def _default_limiter(self) -> InFlightLimiter:
         return shared("invoiced-in-flight", self._credential, lambda: InFlightLimiter(self.max_in_flight))
+
+    def _shared_limiter(self, connect: Callable[[], Any], where: str) -> Limiter:
+        return shared(
+            "invoiced-in-flight-shared",
+            (where, *self._credential),
+            lambda: in_flight_limiter(
+                connect, credential_fingerprint("invoiced-in-flight", *self._credential), self.max_in_flight
+            ),
+        )
 
     def _error_message(self, body: Any, text: str) -> str:
         """Invoiced's ``message``, plus ``param`` when one field caused the error."""

@@ -14,7 +14,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import requests
@@ -27,8 +27,9 @@ from pogo_invoiced_sync.clients.errors import (
     MalformedResponseError,
     PermanentApiError,
 )
-from pogo_invoiced_sync.clients.limits import RequestRateLimiter, shared
+from pogo_invoiced_sync.clients.limits import Limiter, RequestRateLimiter, credential_fingerprint, shared
 from pogo_invoiced_sync.clients.listing import Listing
+from pogo_invoiced_sync.clients.shared_limits import rate_limiter
 
 MAX_PAGE_SIZE = 20_000
 DEFAULT_PAGE_SIZE = 5000
@@ -129,6 +130,15 @@ class PowerOfficeGoClient(ApiClient):
         # APIM counts per subscription key, whatever the client key
         return shared(
             "pogo-rps", (self.base_url, self.subscription_key), lambda: RequestRateLimiter(self.requests_per_second)
+        )
+
+    def _shared_limiter(self, connect: Callable[[], Any], where: str) -> Limiter:
+        # One integration's subscription key serves every client key (tenant): they all share its requests/s.
+        parts = (self.base_url, self.subscription_key)
+        return shared(
+            "pogo-rps-shared",
+            (where, *parts),
+            lambda: rate_limiter(connect, credential_fingerprint("pogo-rps", *parts), self.requests_per_second),
         )
 
     # ------------------------------------------------------------------ tokens

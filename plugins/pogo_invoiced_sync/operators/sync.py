@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
 
+from pogo_invoiced_sync import config
 from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, SYSTEMS, FlowMapping, TooManyRejections, load_mapping
 from pogo_invoiced_sync.engine.schema import DEFAULT_SCHEMA
 
@@ -82,6 +83,18 @@ class FlowOperator(BaseOperator):
     def run_step(self, context: Any) -> dict:
         raise NotImplementedError
 
+    def api_client(self, system: str, conn_id: str | None) -> Any:
+        """The API client of ``system``, its limits shared with every worker using the credential (by default)."""
+        client = _hook(system, conn_id).get_conn()
+        if config.shared_limits():
+            from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+            # The slots live in the link store's database: every task of every tenant and worker reaches it.
+            client.share_limits(
+                PostgresHook(postgres_conn_id=self.sync_state_conn_id).get_conn, self.sync_state_conn_id
+            )
+        return client
+
     def keep_api_stats(self, store: LinkStore, context: Any, hook: Any) -> None:
         """Store this task's API calls (by status: 429s included) with the run, also when the step failed."""
         try:
@@ -130,7 +143,7 @@ class ExtractOperator(FlowOperator):
         try:
             store.start_run(self.flow, context["run_id"], dict(context.get("params") or {}))
             since = context.get("data_interval_start") if is_backfill(context) else None
-            client = _hook(self.system, self.api_conn_id).get_conn()
+            client = self.api_client(self.system, self.api_conn_id)
             try:
                 result = steps.extract(
                     store,
@@ -227,7 +240,7 @@ class UpsertOperator(FlowOperator):
 
         store = self.link_store()
         try:
-            client = _hook(self.target, self.api_conn_id).get_conn()  # loads the connection: max_workers is an extra
+            client = self.api_client(self.target, self.api_conn_id)  # loads the connection: max_workers is an extra
             dry_run = self.param(context, "dry_run")
             try:
                 workers = 1 if dry_run else max(1, int(getattr(client, "max_workers", 4) or 4))
