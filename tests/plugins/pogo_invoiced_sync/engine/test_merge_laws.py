@@ -7,17 +7,24 @@ shared and these are not timing tests.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, SYSTEMS
-from pogo_invoiced_sync.engine.merge import MergeResult, merge
+from pogo_invoiced_sync.engine.merge import MergeResult, merge, winner
 
 LAWS = settings(max_examples=200, derandomize=True, database=None, deadline=None)
 
 FIELDS = ("name", "city", "country", "zip")
+ZONES = (dt.UTC, dt.timezone(dt.timedelta(hours=1)), dt.timezone(dt.timedelta(hours=-5)))
 VALUES = st.none() | st.text(alphabet="ab", max_size=2)
 WINNERS = st.sampled_from(SYSTEMS)
+# Change times as the link store hands them over (timestamptz: aware), in a few zones so equal instants differ in form.
+TIMES = st.datetimes(
+    min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2026, 1, 2), timezones=st.sampled_from(ZONES)
+)
 Values = dict[str, "str | None"]
 
 
@@ -126,6 +133,34 @@ def test_a_true_conflict_keeps_the_losing_value_and_both_sides_end_with_the_winn
     assert (conflict.winner, conflict.value, conflict.losing_value) == (conflict_winner, won, lost)
     assert conflict.reason == "both sides changed since the last sync"
     assert _after(pogo, result, POGO)[name] == _after(invoiced, result, INVOICED)[name] == won
+
+
+@LAWS
+@given(
+    st.lists(st.text(alphabet="ab", min_size=1, max_size=2), min_size=2, max_size=2, unique=True),
+    st.sampled_from(FIELDS),
+    _full(),
+    WINNERS,
+)
+def test_without_a_merge_base_two_differing_values_are_a_conflict_the_winner_takes(values, name, base, conflict_winner):
+    base = {k: v for k, v in base.items() if k != name}
+    pogo, invoiced = {**base, name: values[0]}, {**base, name: values[1]}
+    won, lost = (values[0], values[1]) if conflict_winner == POGO else (values[1], values[0])
+    result = merge(FIELDS, base, pogo, invoiced, conflict_winner)
+    assert [(c.field, c.value, c.losing_value, c.reason) for c in result.conflicts] == [
+        (name, won, lost, "no merge base yet and both sides hold a value")
+    ]
+    assert _after(pogo, result, POGO)[name] == _after(invoiced, result, INVOICED)[name] == won
+
+
+@LAWS
+@given(st.none() | TIMES, st.none() | TIMES)
+def test_by_default_the_winner_is_never_the_side_whose_change_is_known_to_be_older(pogo_at, invoiced_at):
+    won = winner("latest", pogo_at, invoiced_at)
+    if pogo_at is not None and invoiced_at is not None:
+        assert (pogo_at, invoiced_at)[won == INVOICED] >= (pogo_at, invoiced_at)[won == POGO]
+    elif pogo_at is not None or invoiced_at is not None:
+        assert won == (POGO if pogo_at is not None else INVOICED)
 
 
 @LAWS
