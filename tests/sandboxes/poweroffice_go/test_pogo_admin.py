@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 VOLATILE = {"LastChangedDateTimeOffset", "ContactCreatedDateTimeOffset", "CustomerCreatedDateTimeOffset",
             "CreatedDateTimeOffset"}
@@ -90,11 +89,9 @@ def test_counters_count_write_calls_by_method_and_path(pogo):
     assert counters["statuses"]["POST /v2/Customers"] == {"201": 1}
 
 
-def test_paging_100000_customers_stays_fast(pogo):
-    started = time.monotonic()
+def test_100000_seeded_customers_page_out_in_full(pogo):
+    # Speed is the benchmark's business (bench/, docs/benchmark.md), not a test's.
     pogo.admin.seed(companies=60000, persons=40000, contact_persons_per_company=0)
-    assert time.monotonic() - started < 10
-    started = time.monotonic()
     total, page = 0, 1
     while True:
         response = pogo.get("/Customers", PageSize=5000, PageNumber=page, customerNos="10000-", Fields="Id,Number")
@@ -104,7 +101,6 @@ def test_paging_100000_customers_stays_fast(pogo):
         page += 1
     assert total == 100000
     assert json.loads(response.headers["X-Pagination"])["totalPages"] == 20
-    assert time.monotonic() - started < 10
 
 
 def test_persons_without_address_are_seeded_with_a_null_mail_address(sandboxes):
