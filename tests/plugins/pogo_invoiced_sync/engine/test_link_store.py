@@ -3,6 +3,8 @@ import datetime as dt
 
 import psycopg
 
+from pogo_invoiced_sync.engine.model import Completion, LinkWrite, PlanItem
+
 
 def _row(record_id, name, fingerprint):
     return {"record_id": record_id, "vals": {"name": name}, "meta": {}, "routed": True, "external_ref": None,
@@ -22,16 +24,16 @@ def test_migrations_record_each_version_once(link_store):
 
 def test_an_unchanged_record_is_not_marked_dirty_again(link_store):
     link_store.merge_records("f", "invoiced", "run1", [_row("1", "A", "x")])
-    link_store.complete("f", "run1", settled=[("invoiced", "1")])
+    link_store.complete("f", "run1", Completion(settled=[("invoiced", "1")]))
     assert link_store.merge_records("f", "invoiced", "run2", [_row("1", "A", "x")]) == 0
     assert list(link_store.dirty_pairs("f")) == []
 
 
 def test_a_changed_record_becomes_dirty(link_store):
     link_store.merge_records("f", "invoiced", "run1", [_row("1", "A", "x")])
-    link_store.complete("f", "run1", settled=[("invoiced", "1")])
+    link_store.complete("f", "run1", Completion(settled=[("invoiced", "1")]))
     assert link_store.merge_records("f", "invoiced", "run2", [_row("1", "B", "y")]) == 1
-    assert [p["invoiced"]["vals"] for p in link_store.dirty_pairs("f")] == [{"name": "B"}]
+    assert [p.invoiced.vals for p in link_store.dirty_pairs("f")] == [{"name": "B"}]
 
 
 def test_the_cursor_never_moves_backwards(link_store):
@@ -50,21 +52,21 @@ def test_a_second_create_intent_for_the_same_record_returns_the_first(link_store
 
 def test_a_record_stays_dirty_while_an_item_of_its_pair_is_open(link_store):
     link_store.merge_records("f", "poweroffice_go", "run1", [_row("1", "A", "x")])
-    item = {"action": "create", "target": "invoiced", "poweroffice_go_id": "1", "changes": {"name": "A"}}
+    item = PlanItem("create", "invoiced", "1", None, changes={"name": "A"})
     link_store.replace_plan("f", "run1", [item], [("poweroffice_go", "1")], [])
     assert len(list(link_store.dirty_pairs("f"))) == 1
 
 
 def test_linked_ids_translate_between_the_two_id_spaces(link_store):
-    link_store.complete("c", "run1", links=[{"poweroffice_go_id": "10", "invoiced_id": "20", "base": {}}])
+    link_store.complete("c", "run1", Completion(links=[LinkWrite("10", "20", {})]))
     assert link_store.linked_ids(["c"], "invoiced", ["20", "99"]) == {"20": "10"}
     assert link_store.linked_ids(["c"], "poweroffice_go", ["10"]) == {"10": "20"}
 
 
 def test_one_link_per_pair_is_enforced_by_the_database(link_store):
-    link_store.complete("c", "run1", links=[{"poweroffice_go_id": "10", "invoiced_id": "20", "base": {}}])
+    link_store.complete("c", "run1", Completion(links=[LinkWrite("10", "20", {})]))
     try:
-        link_store.complete("c", "run1", links=[{"poweroffice_go_id": "11", "invoiced_id": "20", "base": {}}])
+        link_store.complete("c", "run1", Completion(links=[LinkWrite("11", "20", {})]))
     except psycopg.errors.UniqueViolation:
         return
     raise AssertionError("a second PowerOffice Go record was linked to the same Invoiced record")

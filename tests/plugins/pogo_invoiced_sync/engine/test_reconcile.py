@@ -7,6 +7,7 @@ import json
 import pytest
 
 from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO, FlowMapping
+from pogo_invoiced_sync.engine.model import Completion, LinkWrite
 from pogo_invoiced_sync.engine.reconcile import ChangeGuardTripped, reconcile
 
 FLOW = "customers_company"
@@ -32,7 +33,7 @@ def _pair(store, n: int, pogo_vals: dict, inv_vals: dict, base: dict, pogo_at=EA
     pogo_id, inv_id = str(1000 + n), str(2000 + n)
     store.merge_records(FLOW, POGO, "setup", [_row(pogo_id, pogo_vals, pogo_at)])
     store.merge_records(FLOW, INVOICED, "setup", [_row(inv_id, inv_vals, inv_at)])
-    store.complete(FLOW, "setup", links=[{"poweroffice_go_id": pogo_id, "invoiced_id": inv_id, "base": base}])
+    store.complete(FLOW, "setup", Completion(links=[LinkWrite(pogo_id, inv_id, base)]))
     return pogo_id, inv_id
 
 
@@ -41,7 +42,7 @@ def _updates(store, run_id: str) -> dict[str, dict]:
     out: dict[str, dict] = {POGO: {}, INVOICED: {}}
     for target in (POGO, INVOICED):
         for item in store.plan_items(FLOW, run_id, target):
-            out[target][item[f"{target}_id"]] = item["changes"]
+            out[target][item.id_of(target)] = item.changes
     return out
 
 
