@@ -184,9 +184,11 @@ class LinkStore:
             noted = listing() if listing is not None else {}
             cur.execute(
                 self.q(
-                    "INSERT INTO {s}.extracts (flow, run_id, system, full_scan, since, max_changed_at, row_count, api_calls, "
+                    "INSERT INTO {s}.extracts (flow, run_id, system, full_scan, since, max_changed_at, row_count, "
+                    "api_calls, "
                     "listing_started_at, cursor_at_start, reconciliation, moved) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (flow, run_id, system) DO UPDATE SET "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (flow, run_id, system) DO "
+                    "UPDATE SET "
                     "full_scan = EXCLUDED.full_scan, since = EXCLUDED.since, max_changed_at = EXCLUDED.max_changed_at, "
                     "row_count = EXCLUDED.row_count, api_calls = EXCLUDED.api_calls, extracted_at = now(), "
                     "listing_started_at = EXCLUDED.listing_started_at, cursor_at_start = EXCLUDED.cursor_at_start, "
@@ -234,7 +236,7 @@ class LinkStore:
             "reconciliation",
             "moved",
         )
-        return None if row is None else dict(zip(names, row))
+        return None if row is None else dict(zip(names, row, strict=True))
 
     def iter_staging(self, flow: str, run_id: str, system: str, chunk: int = 5000) -> Iterator[list[dict]]:
         """Staged payloads in chunks, read through a server-side cursor to bound memory."""
@@ -287,7 +289,8 @@ class LinkStore:
                     )
             cur.execute(
                 self.q(
-                    "INSERT INTO {s}.records AS r (flow, system, record_id, vals, meta, routed, external_ref, changed_at, "
+                    "INSERT INTO {s}.records AS r (flow, system, record_id, vals, meta, routed, external_ref, "
+                    "changed_at, "
                     "fingerprint, dirty, seen_run) "
                     "SELECT %(flow)s, %(system)s, i.record_id, i.vals, i.meta, i.routed, i.external_ref, i.changed_at, "
                     "i.fingerprint, i.routed OR EXISTS (SELECT 1 FROM {s}.links l WHERE l.flow = %(flow)s AND "
@@ -295,7 +298,8 @@ class LinkStore:
                     "ON CONFLICT (flow, system, record_id) DO UPDATE SET vals = EXCLUDED.vals, meta = EXCLUDED.meta, "
                     "routed = EXCLUDED.routed, external_ref = EXCLUDED.external_ref, changed_at = EXCLUDED.changed_at, "
                     "fingerprint = EXCLUDED.fingerprint, dirty = EXCLUDED.dirty, seen_run = EXCLUDED.seen_run "
-                    "WHERE r.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint RETURNING r.record_id, r.changed_at, r.dirty",
+                    "WHERE r.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint RETURNING r.record_id, r.changed_at, "
+                    "r.dirty",
                     column=f"{system}_id",
                 ),
                 {"flow": flow, "system": system, "run": run_id},
@@ -369,14 +373,16 @@ class LinkStore:
             cur.execute(
                 self.q(
                     "UPDATE {s}.cursors c SET cursor = e.since, updated_at = now() FROM {s}.extracts e "
-                    "WHERE c.flow = %s AND e.flow = c.flow AND e.run_id = %s AND e.system = c.system AND e.since IS NOT NULL"
+                    "WHERE c.flow = %s AND e.flow = c.flow AND e.run_id = %s AND e.system = c.system AND e.since IS "
+                    "NOT NULL"
                 ),
                 (flow, run_id),
             )
             cur.execute(
                 self.q(
                     "DELETE FROM {s}.cursors c USING {s}.extracts e "
-                    "WHERE c.flow = %s AND e.flow = c.flow AND e.run_id = %s AND e.system = c.system AND e.since IS NULL"
+                    "WHERE c.flow = %s AND e.flow = c.flow AND e.run_id = %s AND e.system = c.system AND e.since IS "
+                    "NULL"
                 ),
                 (flow, run_id),
             )
@@ -420,7 +426,8 @@ class LinkStore:
             cur.execute(
                 self.q(
                     "SELECT l.poweroffice_go_id, l.invoiced_id, p.vals, i.vals FROM {s}.links l "
-                    "JOIN {s}.records p ON p.flow = l.flow AND p.system = 'poweroffice_go' AND p.record_id = l.poweroffice_go_id "
+                    "JOIN {s}.records p ON p.flow = l.flow AND p.system = 'poweroffice_go' AND p.record_id = "
+                    "l.poweroffice_go_id "
                     "JOIN {s}.records i ON i.flow = l.flow AND i.system = 'invoiced' AND i.record_id = l.invoiced_id "
                     "WHERE l.flow = %s AND l.state = 'active'"
                 ),
@@ -459,7 +466,8 @@ class LinkStore:
                    p.record_id, p.vals, p.meta, p.routed, p.external_ref, p.changed_at, p.dirty, p.fingerprint,
                    i.record_id, i.vals, i.meta, i.routed, i.external_ref, i.changed_at, i.dirty, i.fingerprint
             FROM l
-            LEFT JOIN {s}.records p ON p.flow = %(flow)s AND p.system = 'poweroffice_go' AND p.record_id = l.poweroffice_go_id
+            LEFT JOIN {s}.records p ON p.flow = %(flow)s AND p.system = 'poweroffice_go'
+                AND p.record_id = l.poweroffice_go_id
             LEFT JOIN {s}.records i ON i.flow = %(flow)s AND i.system = 'invoiced' AND i.record_id = l.invoiced_id
             UNION ALL
             SELECT NULL, NULL, NULL, NULL,
@@ -493,7 +501,8 @@ class LinkStore:
                     "FROM {s}.links l "
                     "LEFT JOIN {s}.records p ON p.flow = l.flow AND p.system = 'poweroffice_go' "
                     "AND p.record_id = l.poweroffice_go_id "
-                    "LEFT JOIN {s}.records i ON i.flow = l.flow AND i.system = 'invoiced' AND i.record_id = l.invoiced_id "
+                    "LEFT JOIN {s}.records i ON i.flow = l.flow AND i.system = 'invoiced' AND i.record_id = "
+                    "l.invoiced_id "
                     "WHERE l.flow = %s AND l.poweroffice_go_id = ANY(%s)"
                 ),
                 (flow, pogo_ids),
@@ -501,14 +510,16 @@ class LinkStore:
             return [_pair_row(r) for r in cur.fetchall()]
 
     def unexplained_out_of_flow(self, flow: str, run_id: str) -> list[tuple[str, str]]:
-        """(system, id) of records listed this run that ``flow`` does not route, have no link and no ``skip`` row yet."""
+        """(system, id) of records listed this run that ``flow`` does not route, unlinked, with no ``skip`` row yet."""
         with self.transaction() as cur:
             cur.execute(
                 self.q(
                     "SELECT DISTINCT r.system, r.record_id FROM {s}.staging st JOIN {s}.records r ON r.flow = st.flow "
-                    "AND r.system = st.system AND r.record_id = st.record_id WHERE st.flow = %(flow)s AND st.run_id = %(run)s "
+                    "AND r.system = st.system AND r.record_id = st.record_id WHERE st.flow = %(flow)s AND st.run_id = "
+                    "%(run)s "
                     "AND NOT r.routed AND NOT EXISTS (SELECT 1 FROM {s}.links l WHERE l.flow = r.flow AND "
-                    "(CASE WHEN r.system = 'poweroffice_go' THEN l.poweroffice_go_id ELSE l.invoiced_id END) = r.record_id) "
+                    "(CASE WHEN r.system = 'poweroffice_go' THEN l.poweroffice_go_id ELSE l.invoiced_id END) = "
+                    "r.record_id) "
                     "ORDER BY 1, 2"
                 ),
                 {"flow": flow, "run": run_id},
@@ -518,7 +529,8 @@ class LinkStore:
                 return []
             cur.execute(
                 self.q(
-                    "SELECT DISTINCT CASE WHEN poweroffice_go_id IS NOT NULL THEN 'poweroffice_go' ELSE 'invoiced' END, "
+                    "SELECT DISTINCT CASE WHEN poweroffice_go_id IS NOT NULL THEN 'poweroffice_go' ELSE 'invoiced' "
+                    "END, "
                     "coalesce(poweroffice_go_id, invoiced_id) FROM {s}.sync_log WHERE flow = %s AND operation = 'skip' "
                     "AND coalesce(poweroffice_go_id, invoiced_id) = ANY(%s)"
                 ),
@@ -527,7 +539,7 @@ class LinkStore:
             done = set(cur.fetchall())
         return [c for c in candidates if c not in done]
 
-    def linked_ids(self, flows: Iterable[str], system: str, ids: Iterable[str]) -> dict[str, str]:
+    def linked_ids(self, flows: Iterable[str], system: str, ids: Iterable[str | None]) -> dict[str, str]:
         """Map ``system`` ids to their counterparts through the links of ``flows`` (reference resolution)."""
         ids = list({i for i in ids if i is not None})
         if not ids:
@@ -557,7 +569,8 @@ class LinkStore:
             )
             cur.executemany(
                 self.q(
-                    "INSERT INTO {s}.plan (flow, run_id, item, action, target, poweroffice_go_id, invoiced_id, changes, "
+                    "INSERT INTO {s}.plan (flow, run_id, item, action, target, poweroffice_go_id, invoiced_id, "
+                    "changes, "
                     "base, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 ),
                 [
@@ -581,7 +594,7 @@ class LinkStore:
             self._log(cur, flow, run_id, log)
 
     def _clean(self, cur: psycopg.Cursor, flow: str, run_id: str, records: list[tuple[str, str]]) -> None:
-        """Mark records reconciled, unless an item of this run that involves them is still open (one statement a side)."""
+        """Mark records reconciled unless an item of this run involving them is still open (one statement a side)."""
         for system, column in (("poweroffice_go", "poweroffice_go_id"), ("invoiced", "invoiced_id")):
             ids = list({record_id for s, record_id in records if s == system})
             if ids:
@@ -662,7 +675,8 @@ class LinkStore:
             existing = {r[0]: {"idempotency_key": r[1], "run_id": r[2], "created_at": r[3]} for r in cur.fetchall()}
             cur.executemany(
                 self.q(
-                    "INSERT INTO {s}.pending_creates (flow, origin_system, origin_id, target_system, idempotency_key, run_id) "
+                    "INSERT INTO {s}.pending_creates (flow, origin_system, origin_id, target_system, idempotency_key, "
+                    "run_id) "
                     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
                 ),
                 [
@@ -701,7 +715,8 @@ class LinkStore:
                 cur.executemany(
                     self.q(
                         "INSERT INTO {s}.links (flow, poweroffice_go_id, invoiced_id, base, poweroffice_go_changed_at, "
-                        "invoiced_changed_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (flow, poweroffice_go_id) DO UPDATE "
+                        "invoiced_changed_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (flow, poweroffice_go_id) DO "
+                        "UPDATE "
                         "SET invoiced_id = EXCLUDED.invoiced_id, base = EXCLUDED.base, updated_at = now(), "
                         "poweroffice_go_changed_at = EXCLUDED.poweroffice_go_changed_at, "
                         "invoiced_changed_at = EXCLUDED.invoiced_changed_at"
@@ -734,10 +749,13 @@ class LinkStore:
             if batch.mirror:
                 cur.executemany(
                     self.q(
-                        "INSERT INTO {s}.records AS r (flow, system, record_id, vals, meta, routed, external_ref, changed_at, "
+                        "INSERT INTO {s}.records AS r (flow, system, record_id, vals, meta, routed, external_ref, "
+                        "changed_at, "
                         "fingerprint, dirty, seen_run) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT (flow, system, record_id) DO UPDATE SET vals = EXCLUDED.vals, meta = EXCLUDED.meta, "
-                        "routed = EXCLUDED.routed, external_ref = EXCLUDED.external_ref, changed_at = EXCLUDED.changed_at, "
+                        "ON CONFLICT (flow, system, record_id) DO UPDATE SET vals = EXCLUDED.vals, meta = "
+                        "EXCLUDED.meta, "
+                        "routed = EXCLUDED.routed, external_ref = EXCLUDED.external_ref, changed_at = "
+                        "EXCLUDED.changed_at, "
                         "fingerprint = EXCLUDED.fingerprint, dirty = EXCLUDED.dirty"
                     ),
                     [
@@ -839,8 +857,10 @@ class LinkStore:
             cur.execute(
                 self.q(
                     "SELECT count(DISTINCT st.record_id) FROM {s}.staging st JOIN {s}.records r ON r.flow = st.flow "
-                    "AND r.system = st.system AND r.record_id = st.record_id WHERE st.flow = %(flow)s AND st.run_id = %(run)s "
-                    "AND st.system = %(system)s AND (r.routed OR EXISTS (SELECT 1 FROM {s}.links l WHERE l.flow = r.flow "
+                    "AND r.system = st.system AND r.record_id = st.record_id WHERE st.flow = %(flow)s AND st.run_id = "
+                    "%(run)s "
+                    "AND st.system = %(system)s AND (r.routed OR EXISTS (SELECT 1 FROM {s}.links l WHERE l.flow = "
+                    "r.flow "
                     "AND l.{column} = r.record_id))",
                     column=column,
                 ),

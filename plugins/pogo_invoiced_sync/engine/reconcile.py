@@ -221,8 +221,8 @@ def _reconcile_pair(
 ) -> None:
     pogo_id, inv_id = link.poweroffice_go_id, link.invoiced_id
     if link.state != "active" or p is None or i is None:
-        plan.settle(POGO, p and p.record_id)
-        plan.settle(INVOICED, i and i.record_id)
+        plan.settle(POGO, p.record_id if p else None)
+        plan.settle(INVOICED, i.record_id if i else None)
         return
     for system, rec in ((POGO, p), (INVOICED, i)):
         if not rec.routed:

@@ -349,7 +349,9 @@ def _record_results(
         batch.mirror.append(row)
         batch.done_items.append(item.item)
         pogo_at, inv_at = (row.changed_at, None) if target == POGO else (None, row.changed_at)
-        assert pogo_id is not None and inv_id is not None  # one came with the item, the other with the answer
+        # One id came with the item, the other with the answer.
+        assert pogo_id is not None
+        assert inv_id is not None
         if item.action == "create":
             batch.links.append(LinkWrite(pogo_id, inv_id, base, pogo_at, inv_at))
             batch.intents_done.append((source, origin))
