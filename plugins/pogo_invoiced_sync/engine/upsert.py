@@ -112,7 +112,7 @@ def _upsert(
             if not work.write:
                 return Outcome(work, None, None, False)  # everything was left out: nothing to send
             return Outcome(work, entity.update(hook, item.id_of(target), work.write, work.meta), None, False)
-        except Exception as exc:
+        except Exception as exc:  # network and rate-limit failures: record, retry the task later
             if getattr(exc, "needs_configuration", False):
                 stop.set()  # the connection, not the record: stop calling, log nothing against the record
                 raise
@@ -192,7 +192,7 @@ def _upsert(
                 results.append(future.result())
             except ConfigurationStop:
                 pass
-            except Exception as exc:
+            except Exception as exc:  # only configuration failures come out of run()
                 failure = failure or exc
         handled += len(results)
         rejected.extend(
