@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-Values = dict[str, Any]  # canonical field values by field name (text or None; JSON as stored)
+from pogo_invoiced_sync.engine.flow_mapping import POGO
 
-_POGO, _INVOICED = "poweroffice_go", "invoiced"
+Values = dict[str, Any]  # canonical field values by field name (text or None; JSON as stored)
 
 
 @dataclass(slots=True)
@@ -33,7 +33,7 @@ class LogEntry:
     def about(cls, system: str, record_id: str | None, operation: str, outcome: str, **rest: Any) -> LogEntry:
         """An entry about one record of ``system``."""
         entry = cls(operation, outcome, **rest)
-        if system == _POGO:
+        if system == POGO:
             entry.poweroffice_go_id = record_id
         else:
             entry.invoiced_id = record_id
@@ -108,7 +108,7 @@ class PairRow:
 
     def side(self, system: str) -> MirrorRow | None:
         """The mirror row of ``system``."""
-        return self.poweroffice_go if system == _POGO else self.invoiced
+        return self.poweroffice_go if system == POGO else self.invoiced
 
 
 @dataclass(slots=True)
@@ -136,7 +136,7 @@ class PlanItem:
 
     def id_of(self, system: str) -> str | None:
         """The id of the pair's record in ``system`` (None before a create)."""
-        return self.poweroffice_go_id if system == _POGO else self.invoiced_id
+        return self.poweroffice_go_id if system == POGO else self.invoiced_id
 
 
 @dataclass(slots=True)
