@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -220,3 +222,9 @@ def test_a_dry_run_past_the_guards_limit_still_plans_and_says_a_real_run_would_s
     [(_p, _i, reason, _b, _a)] = _log(link_store, "run", "guard")
     assert reason.startswith("dry run; a real run would stop here")
     assert "30 of 30" in reason
+
+
+def test_importing_the_engine_does_not_load_pandas():
+    code = "import sys, pogo_invoiced_sync.engine.steps; print('pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
