@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pogo_invoiced_sync.engine.link_store import DEFAULT_SCHEMA
+from pogo_invoiced_sync.engine.schema import DEFAULT_SCHEMA
 
 DEFAULT_TENANT = "default"
 DEFAULT_SYNC_STATE_CONN_ID = "sync_state_default"

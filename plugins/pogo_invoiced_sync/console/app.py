@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pogo_invoiced_sync.console import pages
 from pogo_invoiced_sync.console.store import ActionError, ConsoleStore, as_json
-from pogo_invoiced_sync.engine.link_store import DEFAULT_SCHEMA
+from pogo_invoiced_sync.engine.schema import DEFAULT_SCHEMA
 from pogo_invoiced_sync.tenants import DEFAULT, DEFAULT_TENANT, Tenant, TenantsFileError, load_tenants
 
 ACTIONS = ("resolve", "retry", "unlink", "relink", "exclude", "include")

@@ -1,4 +1,5 @@
 """The map step: raw API records to canonical mirror rows (values, routing, carried id, change time, fingerprint)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -6,9 +7,10 @@ import hashlib
 import json
 from typing import Any
 
-from pogo_invoiced_sync.engine.link_store import LinkStore
-from pogo_invoiced_sync.engine.flow_mapping import FlowMapping
 from pogo_invoiced_sync.engine.entities import entity_for
+from pogo_invoiced_sync.engine.flow_mapping import FlowMapping
+from pogo_invoiced_sync.engine.link_store import LinkStore
+from pogo_invoiced_sync.engine.model import LogEntry, MirrorRow
 
 
 class MissingFields(ValueError):
@@ -24,21 +26,29 @@ def _fingerprint(vals: dict, routed: bool, external_ref: str | None) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
-def mirror_row(mapping: FlowMapping, system: str, raw: dict) -> dict:
+def mirror_row(mapping: FlowMapping, system: str, raw: dict) -> MirrorRow:
     """The mirror row of one raw API record: canonical values, routing, carried id, change time, fingerprint."""
     entity = entity_for(system, mapping.sides[system].entity)
     missing = _missing_paths(mapping, system, raw)
     if missing:
         # An answer that leaves a mapped field out says nothing about its value: reading it as empty would wipe it.
-        raise MissingFields(f"{system} record {raw.get(entity.id_field)} lacks mapped field(s) {', '.join(missing)}",
-                            missing)
+        raise MissingFields(
+            f"{system} record {raw.get(entity.id_field)} lacks mapped field(s) {', '.join(missing)}", missing
+        )
     vals = mapping.read(system, raw)
     routed = mapping.sides[system].routes(raw)
     external_ref = entity.external_ref(raw)
     paths = [p for f in mapping.fields for p in f.sides[system].paths]
-    return {"system": system, "record_id": entity.record_id(raw), "vals": vals, "routed": routed,
-            "external_ref": external_ref, "changed_at": entity.changed_at(raw), "meta": entity.meta(raw, paths),
-            "fingerprint": _fingerprint(vals, routed, external_ref)}
+    return MirrorRow(
+        system,
+        entity.record_id(raw),
+        vals,
+        routed,
+        external_ref,
+        entity.changed_at(raw),
+        entity.meta(raw, paths),
+        _fingerprint(vals, routed, external_ref),
+    )
 
 
 def _missing_paths(mapping: FlowMapping, system: str, raw: dict) -> list[str]:
@@ -85,7 +95,7 @@ def map_records(store: LinkStore, mapping: FlowMapping, system: str, run_id: str
     if info is None:
         raise RuntimeError(f"no extract of {system} for run {run_id}: run the extract task first")
     seen = changed = rejected = 0
-    bad: list[dict] = []
+    bad: list[LogEntry] = []
     reasons: list[tuple[str, str]] = []
     held: list[dt.datetime] = []
     entity = entity_for(system, mapping.sides[system].entity)
@@ -95,16 +105,21 @@ def map_records(store: LinkStore, mapping: FlowMapping, system: str, run_id: str
     missed_up_to = info["cursor_at_start"] if full and mapping.sides[system].change_detection == "incremental" else None
     with store.flow_lock(mapping.flow):
         for chunk in store.iter_staging(mapping.flow, run_id, system):
-            rows = []
+            rows: list[MirrorRow] = []
             for raw in chunk:
                 try:
                     rows.append(mirror_row(mapping, system, raw))
                 except (ValueError, TypeError) as exc:
                     rejected += 1
                     record_id = str(raw.get("Id") or raw.get("id") or "")
-                    bad.append({"operation": "reject", "outcome": "failed", "reason": f"unreadable {system} record: {exc}",
-                                f"{system}_id": record_id})
-                    why = f"lacks mapped field(s) {', '.join(exc.paths)}" if isinstance(exc, MissingFields) else str(exc)
+                    bad.append(
+                        LogEntry.about(
+                            system, record_id, "reject", "failed", reason=f"unreadable {system} record: {exc}"
+                        )
+                    )
+                    why = (
+                        f"lacks mapped field(s) {', '.join(exc.paths)}" if isinstance(exc, MissingFields) else str(exc)
+                    )
                     reasons.append((why, record_id))
                     stamp = _stamp(entity, raw)
                     if stamp:
@@ -116,8 +131,12 @@ def map_records(store: LinkStore, mapping: FlowMapping, system: str, run_id: str
         store.set_changed(mapping.flow, run_id, system, changed)
         if not info["full_scan"] or info["max_changed_at"] is not None:
             # An unreadable record is read again by the next run (an answer missing fields may be a passing fault).
-            store.advance_cursor(mapping.flow, system, _hold(info["max_changed_at"], held),
-                                 full_listed_at=(info["listing_started_at"] or info["max_changed_at"]) if full else None)
+            store.advance_cursor(
+                mapping.flow,
+                system,
+                _hold(info["max_changed_at"], held),
+                full_listed_at=(info["listing_started_at"] or info["max_changed_at"]) if full else None,
+            )
     # Done and logged record by record; now say so loudly if one reason rejected most of them (e.g. a path typo).
     mapping.rejections.check(f"map of {system}", seen + rejected, reasons)
     return {"system": system, "seen": seen, "changed": changed, "unreadable": rejected}

@@ -1,4 +1,5 @@
 """Progress of a long step in the task log: done / total where known, rate and time left, every ``INTERVAL`` seconds."""
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,15 @@ class Progress:
     within the first interval.
     """
 
-    def __init__(self, log: logging.Logger, what: str, unit: str = "records", total: int | None = None,
-                 total_of: Callable[[], int | None] | None = None, interval: float | None = None) -> None:
+    def __init__(
+        self,
+        log: logging.Logger,
+        what: str,
+        unit: str = "records",
+        total: int | None = None,
+        total_of: Callable[[], int | None] | None = None,
+        interval: float | None = None,
+    ) -> None:
         self.log, self.what, self.unit = log, what, unit
         self.total, self.total_of = total, total_of
         self.interval = INTERVAL if interval is None else interval
@@ -60,7 +68,7 @@ class Progress:
         while not self._stop.wait(self.interval):
             self.log.info("%s", self.line())
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         self._thread = threading.Thread(target=self._run, name=f"progress {self.what}", daemon=True)
         self._thread.start()
         return self
@@ -73,7 +81,7 @@ class Progress:
 
 def _duration(seconds: float) -> str:
     """``42 s``, ``6 min 10 s`` or ``1 h 05 min``."""
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:

@@ -1,4 +1,5 @@
 """Versioned, idempotent migrations of the link store's PostgreSQL schema."""
+
 from __future__ import annotations
 
 # Here, not in link_store, so the operators name it without importing psycopg at DAG parse time.
@@ -6,7 +7,10 @@ DEFAULT_SCHEMA = "pogo_invoiced_sync"
 
 # Each entry runs once, in order, inside one transaction with its version row. Append; never edit a released one.
 MIGRATIONS: list[tuple[int, str, str]] = [
-    (1, "link store, mirror, staging, plan, sync log", """
+    (
+        1,
+        "link store, mirror, staging, plan, sync log",
+        """
 CREATE TABLE {s}.links (
     flow text NOT NULL,
     poweroffice_go_id text NOT NULL,
@@ -115,8 +119,12 @@ CREATE TABLE {s}.runs (
     finished_at timestamptz,
     PRIMARY KEY (flow, run_id)
 );
-"""),
-    (2, "operator views over the sync log", """
+""",
+    ),
+    (
+        2,
+        "operator views over the sync log",
+        """
 CREATE VIEW {s}.v_failures AS
     SELECT logged_at, run_id, flow, direction, operation, reason, poweroffice_go_id, invoiced_id, after
     FROM {s}.sync_log WHERE outcome = 'failed';
@@ -133,30 +141,47 @@ CREATE VIEW {s}.v_waiting AS
     FROM {s}.records r
     JOIN LATERAL (SELECT reason, logged_at FROM {s}.sync_log s
                   WHERE s.flow = r.flow AND s.operation = 'wait'
-                    AND (CASE WHEN r.system = 'poweroffice_go' THEN s.poweroffice_go_id ELSE s.invoiced_id END) = r.record_id
+                    AND (CASE WHEN r.system = 'poweroffice_go' THEN s.poweroffice_go_id ELSE s.invoiced_id END)
+                        = r.record_id
                   ORDER BY s.id DESC LIMIT 1) w ON true
     WHERE r.dirty;
-"""),
+""",
+    ),
     # Link stores created with version 1 as first released (primary key, no seq) and those created while version 1
     # carried this change in place both end here: idempotent on either.
-    (3, "staging keeps a record listed twice (it moved between pages while we paged); the map step keeps the last", """
+    (
+        3,
+        "staging keeps a record listed twice (it moved between pages while we paged); the map step keeps the last",
+        """
 ALTER TABLE {s}.staging DROP CONSTRAINT IF EXISTS staging_pkey;
 ALTER TABLE {s}.staging ADD COLUMN IF NOT EXISTS seq bigserial;
 CREATE INDEX IF NOT EXISTS staging_run ON {s}.staging (flow, run_id, system, record_id, seq);
-"""),
-    (4, "open plan items by record, for settling records in one statement", """
+""",
+    ),
+    (
+        4,
+        "open plan items by record, for settling records in one statement",
+        """
 CREATE INDEX plan_open_poweroffice_go ON {s}.plan (flow, run_id, poweroffice_go_id) WHERE status <> 'done';
 CREATE INDEX plan_open_invoiced ON {s}.plan (flow, run_id, invoiced_id) WHERE status <> 'done';
-"""),
-    (5, "listings: the server's time at their start, whether the list moved, scheduled full reconciliation", """
+""",
+    ),
+    (
+        5,
+        "listings: the server's time at their start, whether the list moved, scheduled full reconciliation",
+        """
 ALTER TABLE {s}.extracts ADD COLUMN IF NOT EXISTS listing_started_at timestamptz,
     ADD COLUMN IF NOT EXISTS cursor_at_start timestamptz,
     ADD COLUMN IF NOT EXISTS reconciliation boolean NOT NULL DEFAULT false,
     ADD COLUMN IF NOT EXISTS moved text;
 -- When a listing of everything (first run, full_refresh, scheduled full reconciliation) last completed unmoved.
 ALTER TABLE {s}.cursors ADD COLUMN IF NOT EXISTS full_listed_at timestamptz;
-"""),
-    (7, "operator decisions from the console: field resolutions, pins, who did what", """
+""",
+    ),
+    (
+        7,
+        "operator decisions from the console: field resolutions, pins, who did what",
+        """
 ALTER TABLE {s}.sync_log ADD COLUMN IF NOT EXISTS actor text;      -- who asked (console actions); null: the engine
 -- One row per operator decision. A resolution stays pending until a run finds both sides holding its value.
 CREATE TABLE {s}.operator_decisions (
@@ -174,7 +199,8 @@ CREATE TABLE {s}.operator_decisions (
     run_id text,                                -- the run that carried it out
     done_at timestamptz
 );
-CREATE UNIQUE INDEX operator_decisions_conflict ON {s}.operator_decisions (flow, conflict_id) WHERE status <> 'cancelled';
+CREATE UNIQUE INDEX operator_decisions_conflict ON {s}.operator_decisions (flow, conflict_id)
+    WHERE status <> 'cancelled';
 CREATE INDEX operator_decisions_pair ON {s}.operator_decisions (flow, poweroffice_go_id, conflict_id);
 CREATE INDEX operator_decisions_pending ON {s}.operator_decisions (flow) WHERE status = 'pending';
 -- Records an operator took out of the sync: not reconciled, not created, not linked, until included again.
@@ -198,13 +224,19 @@ CREATE INDEX links_state ON {s}.links (flow, state);
 CREATE VIEW {s}.v_undecided_conflicts AS
     SELECT l.* FROM {s}.sync_log l WHERE l.operation IN ('conflict', 'report')
       AND NOT EXISTS (SELECT 1 FROM {s}.operator_decisions d WHERE d.flow = l.flow AND d.status <> 'cancelled'
-                      AND (d.conflict_id = l.id OR (d.poweroffice_go_id = l.poweroffice_go_id AND d.conflict_id > l.id)));
+                      AND (d.conflict_id = l.id
+                           OR (d.poweroffice_go_id = l.poweroffice_go_id AND d.conflict_id > l.id)));
 CREATE OR REPLACE VIEW {s}.v_open_conflicts AS
     SELECT DISTINCT ON (l.flow, l.poweroffice_go_id) l.flow, l.run_id, l.poweroffice_go_id, l.invoiced_id,
            l.reason, l.before AS losing_values, l.after AS winning_values, l.logged_at
     FROM {s}.v_undecided_conflicts l ORDER BY l.flow, l.poweroffice_go_id, l.logged_at DESC;
-"""),
-    (8, "each API task's calls by status with its run", """
+""",
+    ),
+    (
+        8,
+        "each API task's calls by status with its run",
+        """
         ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS api jsonb NOT NULL DEFAULT '{{}}'::jsonb;
-    """),
+    """,
+    ),
 ]

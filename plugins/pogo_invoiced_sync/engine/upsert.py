@@ -1,4 +1,5 @@
 """The upsert step: carry out the plan against one system, with create intents, in chunks, several calls in flight."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,17 +8,28 @@ import logging
 import threading
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NamedTuple
 
-from pogo_invoiced_sync.engine.link_store import LinkStore
+from pogo_invoiced_sync.engine.entities import entity_for
 from pogo_invoiced_sync.engine.flow_mapping import DIRECTION, POGO, FlowMapping, other
+from pogo_invoiced_sync.engine.link_store import LinkStore
 from pogo_invoiced_sync.engine.map_step import mirror_row
+from pogo_invoiced_sync.engine.model import BaseUpdate, Completion, LinkWrite, LogEntry, PlanItem, Work
 from pogo_invoiced_sync.engine.progress import Progress
 from pogo_invoiced_sync.engine.reconcile import _planned
-from pogo_invoiced_sync.engine.entities import entity_for
 
 CHUNK = 200
 log = logging.getLogger(__name__)
+
+
+class Outcome(NamedTuple):
+    """What one API call of the upsert step came to."""
+
+    work: Work
+    response: dict | None  # the record the target answered with (None: no call, or it failed)
+    reason: str | None  # why it failed
+    retryable: bool
 
 
 def attempt_key(body: dict) -> str:
@@ -40,8 +52,16 @@ class RetryableFailures(RuntimeError):
     """Some API calls failed for reasons that may pass (rate limits, outages): the task should be retried."""
 
 
-def upsert(store: LinkStore, mapping: FlowMapping, target: str, hook, run_id: str, *, dry_run: bool = False,
-           max_workers: int = 4) -> dict:
+def upsert(
+    store: LinkStore,
+    mapping: FlowMapping,
+    target: str,
+    client,
+    run_id: str,
+    *,
+    dry_run: bool = False,
+    max_workers: int = 4,
+) -> dict:
     """Carry out the plan's API items for ``target``; record every outcome."""
     flow = mapping.flow
     items = store.plan_items(flow, run_id, target)
@@ -51,111 +71,135 @@ def upsert(store: LinkStore, mapping: FlowMapping, target: str, hook, run_id: st
         return {"target": target, "planned": len(items)}
     # One upsert per flow and target at a time: a concurrent run waits, then finds the links this one wrote.
     with store.flow_lock(f"{flow}/upsert/{target}"):
-        return _upsert(store, mapping, target, hook, run_id, items, max_workers)
+        return _upsert(store, mapping, target, client, run_id, items, max_workers)
 
 
-def _upsert(store: LinkStore, mapping: FlowMapping, target: str, hook, run_id: str, items: list[dict],
-            max_workers: int) -> dict:
+def _upsert(
+    store: LinkStore, mapping: FlowMapping, target: str, client, run_id: str, items: list[PlanItem], max_workers: int
+) -> dict:
     from pogo_invoiced_sync.clients.errors import PermanentApiError
 
     flow = mapping.flow
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     entity = entity_for(target, mapping.sides[target].entity)
     source = other(target)
     retryable: list[str] = []
-    rejected: list[tuple[str, str]] = []  # (reason, origin id) of the records the target refused
+    # (reason, origin id) of the records the target refused; an item with nothing to send comes with reason None
+    rejected: list[tuple[Any, str]] = []
     stop = threading.Event()
-    causes: dict = {}  # plan item -> the API's reason of a refusal, without the request path
+    causes: dict[int, str] = {}  # plan item -> the API's reason of a refusal, without the request path
     handled = 0
 
-    def run(item: dict) -> tuple[dict, dict | None, str | None, bool]:
-        """Returns (item, response record, failure reason, retryable?)."""
+    def run(work: Work) -> Outcome:
         if stop.is_set():
             raise ConfigurationStop()
+        item = work.item
         try:
-            if "_write_error" in item:
-                raise item["_write_error"]
-            assignments = item["_write"]
-            if item["action"] == "create":
-                origin = item[f"{source}_id"]
-                intent = item.get("_intent")
+            if work.write_error is not None:
+                raise work.write_error
+            if item.action == "create":
+                origin = item.id_of(source)
                 # An earlier attempt may have created it and lost the answer (timeout, crash): look before sending.
-                found = entity.find_created(hook, origin, intent) if intent else None
+                found = entity.find_created(client, origin, work.intent) if work.intent else None
                 if found is not None:
-                    return item, found, None, False
-                return item, entity.create(hook, assignments, mapping.sides[target].create_defaults, origin,
-                                           item["_key"]), None, False
-            if not assignments:
-                return item, None, None, False  # everything was left out: nothing to send
-            meta = item.get("_meta") or {}
-            return item, entity.update(hook, item[f"{target}_id"], assignments, meta), None, False
-        except Exception as exc:  # noqa: BLE001 - network and rate-limit failures: record, retry the task later
+                    return Outcome(work, found, None, False)
+                return Outcome(
+                    work,
+                    entity.create(client, work.write, mapping.sides[target].create_defaults, origin, work.key),
+                    None,
+                    False,
+                )
+            if not work.write:
+                return Outcome(work, None, None, False)  # everything was left out: nothing to send
+            return Outcome(work, entity.update(client, item.id_of(target), work.write, work.meta), None, False)
+        except Exception as exc:  # network and rate-limit failures: record, retry the task later
             if getattr(exc, "needs_configuration", False):
                 stop.set()  # the connection, not the record: stop calling, log nothing against the record
                 raise
             if isinstance(exc, PermanentApiError):
                 # Grouped by the API's words, not by the record's path in them, to tell one cause behind many.
-                causes[item["item"]] = f"HTTP {exc.status}: {exc.message}"
-                return item, None, str(exc), False
-            return item, None, f"{type(exc).__name__}: {exc}", True
+                causes[item.item] = f"HTTP {exc.status}: {exc.message}"
+                return Outcome(work, None, str(exc), False)
+            return Outcome(work, None, f"{type(exc).__name__}: {exc}", True)
 
-    def prepare(chunk: list[dict]) -> list[dict]:
+    def prepare(chunk: list[PlanItem]) -> list[Work]:
         """Re-check links and write create intents for a chunk (before any of its calls); return what to call."""
-        creates = [it for it in chunk if it["action"] == "create"]
+        works = [Work(it) for it in chunk]
+        creates = [w for w in works if w.item.action == "create"]
         if creates:
             defaults = mapping.sides[target].create_defaults
-            for it in creates:
-                _split(it, None)
-                it["_key"] = attempt_key({"origin": it[f"{source}_id"], "defaults": defaults, "body": it["_write"]})
-            already = store.existing_links(flow, source, [it[f"{source}_id"] for it in creates])
-            intents = [{"origin_system": source, "origin_id": it[f"{source}_id"], "target_system": target,
-                        "idempotency_key": it["_key"]} for it in creates if it[f"{source}_id"] not in already]
+            for w in creates:
+                _split(w, None)
+                w.key = attempt_key({"origin": w.item.id_of(source), "defaults": defaults, "body": w.write})
+            already = store.existing_links(flow, source, [origin for w in creates if (origin := w.item.id_of(source))])
+            intents = [
+                {
+                    "origin_system": source,
+                    "origin_id": w.item.id_of(source),
+                    "target_system": target,
+                    "idempotency_key": w.key,
+                }
+                for w in creates
+                if w.item.id_of(source) not in already
+            ]
             existing = store.begin_creates(flow, run_id, intents) if intents else {}
-            for it in creates:
-                it["_intent"] = existing.get(it[f"{source}_id"])
-            skipped = [it for it in creates if it[f"{source}_id"] in already]
-            chunk = [it for it in chunk if it not in skipped]
+            for w in creates:
+                w.intent = existing.get(w.item.id_of(source) or "")
+            skipped = [w for w in creates if w.item.id_of(source) in already]
+            works = [w for w in works if w not in skipped]
             if skipped:
-                store.complete(flow, run_id, done_items=[it["item"] for it in skipped],
-                               settled=[(source, it[f"{source}_id"]) for it in skipped])
+                store.complete(
+                    flow,
+                    run_id,
+                    Completion(
+                        done_items=[w.item.item for w in skipped],
+                        settled=[(source, w.item.id_of(source) or "") for w in skipped],
+                    ),
+                )
                 counts["already_linked"] += len(skipped)
-        updates = [it for it in chunk if it["action"] == "update"]
+        updates = [w for w in works if w.item.action == "update"]
         if updates:
-            states = store.record_state(flow, target, [it[f"{target}_id"] for it in updates])
-            for it in updates:
-                state = states.get(it[f"{target}_id"]) or {}
-                it["_meta"] = state.get("meta") or {}
-                _split(it, state.get("vals") or {})
+            states = store.record_state(
+                flow, target, [target_id for w in updates if (target_id := w.item.id_of(target))]
+            )
+            for w in updates:
+                state = states.get(w.item.id_of(target) or "") or {}
+                w.meta = state.get("meta") or {}
+                _split(w, state.get("vals") or {})
                 # What the target should hold after this write: its last-seen values with our changes applied.
-                it["_expected"] = {**(state.get("vals") or {}),
-                                   **{k: v for k, v in it["changes"].items()
-                                      if k not in left_out_fields(mapping, target, it.get("_left_out") or {})}}
-        return chunk
+                left = left_out_fields(mapping, target, w.left_out)
+                w.expected = {**(state.get("vals") or {}), **{k: v for k, v in w.item.changes.items() if k not in left}}
+        return works
 
-    def _split(item: dict, current_vals: dict | None) -> None:
-        """What of the item's changes the target can hold (``_write``), and what is left out, and why."""
+    def _split(work: Work, current_vals: dict | None) -> None:
+        """What of the item's changes the target can hold (``write``), and what is left out, and why."""
         try:
             current = mapping.write(target, current_vals) if current_vals is not None else None
-            item["_write"], item["_left_out"], item["_left_reason"] = entity.split_writable(
-                mapping.write(target, item["changes"]), current)
+            work.write, work.left_out, work.left_reason = entity.split_writable(
+                mapping.write(target, work.item.changes), current
+            )
         except (ValueError, TypeError, AttributeError) as exc:  # a value the mapping cannot write: this item fails
-            item["_write"], item["_left_out"], item["_left_reason"] = {}, {}, None
-            item["_write_error"] = PermanentApiError(target, None, f"cannot write the values: {exc}")
+            work.write, work.left_out, work.left_reason = {}, {}, None
+            work.write_error = PermanentApiError(target, None, f"cannot write the values: {exc}")
 
-    def record(futures: list) -> None:
+    def record(futures: list[Future[Outcome]]) -> None:
         """Record a chunk's outcomes; a configuration failure is raised after the chunk's other outcomes are kept."""
         nonlocal handled
-        results, failure = [], None
+        results: list[Outcome] = []
+        failure: Exception | None = None
         for future in futures:
             try:
                 results.append(future.result())
             except ConfigurationStop:
                 pass
-            except Exception as exc:  # noqa: BLE001 - only configuration failures come out of run()
+            except Exception as exc:  # only configuration failures come out of run()
                 failure = failure or exc
         handled += len(results)
-        rejected.extend((causes.get(it["item"], reason), str(it[f"{source}_id"] or it[f"{target}_id"]))
-                        for it, response, reason, retry in results if response is None and not retry)
+        rejected.extend(
+            (causes.get(r.work.item.item, r.reason), str(r.work.item.id_of(source) or r.work.item.id_of(target)))
+            for r in results
+            if r.response is None and not r.retryable
+        )
         _record_results(store, mapping, target, run_id, results, counts, retryable)
         progress.add(len(results))
         if failure is not None:
@@ -163,19 +207,23 @@ def _upsert(store: LinkStore, mapping: FlowMapping, target: str, hook, run_id: s
 
     # One pool for the whole plan, and chunk k+1 already in flight while chunk k's outcomes are written:
     # the API never waits for the link store.
-    with ThreadPoolExecutor(max_workers=max_workers) as pool, \
-            Progress(log, f"upsert to {target}", unit="items", total=len(items)) as progress:
-        in_flight: list = []
+    with (
+        ThreadPoolExecutor(max_workers=max_workers) as pool,
+        Progress(log, f"upsert to {target}", unit="items", total=len(items)) as progress,
+    ):
+        in_flight: list[Future[Outcome]] = []
         for start in range(0, len(items), CHUNK):
-            submitted = [pool.submit(run, it) for it in prepare(items[start:start + CHUNK])]
+            submitted = [pool.submit(run, w) for w in prepare(items[start : start + CHUNK])]
             if in_flight:
                 record(in_flight)
             in_flight = submitted
         if in_flight:
             record(in_flight)
     if retryable:
-        raise RetryableFailures(f"{len(retryable)} call(s) to {target} failed for reasons that may pass "
-                                f"(first: {retryable[0]}); done items are recorded, a retry picks up the rest")
+        raise RetryableFailures(
+            f"{len(retryable)} call(s) to {target} failed for reasons that may pass "
+            f"(first: {retryable[0]}); done items are recorded, a retry picks up the rest"
+        )
     mapping.rejections.check(f"upsert to {target}", handled, rejected)
     return {"target": target, **counts}
 
@@ -184,111 +232,160 @@ class ConfigurationStop(Exception):
     """Internal: a call not made because another call of the step hit a configuration failure."""
 
 
-def _record_results(store: LinkStore, mapping: FlowMapping, target: str, run_id: str, results: list, counts: Counter,
-                    retryable: list[str]) -> None:
+def _record_results(
+    store: LinkStore,
+    mapping: FlowMapping,
+    target: str,
+    run_id: str,
+    results: list[Outcome],
+    counts: Counter[str],
+    retryable: list[str],
+) -> None:
     source = other(target)
-    links, base_updates, mirror, done, failed, intents_done, settled, log = [], [], [], [], [], [], [], []
+    batch = Completion()
+    log = batch.log
     # A create may answer with an existing record that carries the origin's reference (found after a unique-key
     # refusal, or by an earlier attempt's intent). One linked to another record already, or routed to another flow,
     # was put there by hand: linking it would silently take over a pair or move a record between flows.
     id_field = entity_for(target, mapping.sides[target].entity).id_field
-    answered = [str(r[id_field]) for it, r, _reason, _retry in results
-                if it["action"] == "create" and isinstance(r, dict) and r.get(id_field) not in (None, "")]
+    answered = [
+        str(r.response[id_field])
+        for r in results
+        if r.work.item.action == "create"
+        and isinstance(r.response, dict)
+        and r.response.get(id_field) not in (None, "")
+    ]
     linked_to = store.linked_ids([mapping.flow], target, answered) if answered else {}
-    for item, response, reason, is_retryable in results:
-        direction = DIRECTION[target]
-        pogo_id, inv_id = item["poweroffice_go_id"], item["invoiced_id"]
-        left = left_out_fields(mapping, target, item.get("_left_out") or {})
-        written = {k: v for k, v in item["changes"].items() if k not in left}
+    direction = DIRECTION[target]
+    for work, response, reason, is_retryable in results:
+        item = work.item
+        origin = item.id_of(source) or ""
+        pogo_id, inv_id = item.poweroffice_go_id, item.invoiced_id
+        left = left_out_fields(mapping, target, work.left_out)
+        written = {k: v for k, v in item.changes.items() if k not in left}
 
-        def report_left_out(pogo_id, inv_id, item=item, left=left, direction=direction) -> None:
-            if left and item.get("_left_reason"):
+        def report_left_out(pogo_id: str | None, inv_id: str | None, work: Work = work, left: list[str] = left) -> None:
+            if left and work.left_reason:
                 counts["left_out"] += 1
-                log.append({"operation": "report", "outcome": "reported", "reason": item["_left_reason"],
-                            "direction": direction, "poweroffice_go_id": pogo_id, "invoiced_id": inv_id,
-                            "after": {k: item["changes"].get(k) for k in left}})
+                log.append(
+                    LogEntry(
+                        "report",
+                        "reported",
+                        direction,
+                        pogo_id,
+                        inv_id,
+                        work.left_reason,
+                        after={k: work.item.changes.get(k) for k in left},
+                    )
+                )
 
         if response is None and reason is None:
             # Nothing was left to send: the record is settled as it is; the left-out fields keep their base.
             report_left_out(pogo_id, inv_id)
-            rebase = {k: v for k, v in (item["base"] or {}).items() if k not in left}
-            if rebase:
-                base_updates.append({"poweroffice_go_id": pogo_id, "base": rebase})
-            done.append(item["item"])
-            settled.append((source, item[f"{source}_id"]))
+            rebase = {k: v for k, v in (item.base or {}).items() if k not in left}
+            if rebase and pogo_id is not None:
+                batch.base_updates.append(BaseUpdate(pogo_id, rebase))
+            batch.done_items.append(item.item)
+            batch.settled.append((source, origin))
             counts["unchanged"] += 1
             continue
         if response is None:
-            failed.append(item["item"])
+            batch.failed_items.append(item.item)
             counts["failed"] += 1
             if is_retryable:
-                retryable.append(reason)
-            elif item["action"] == "create":
-                intents_done.append((source, item[f"{source}_id"]))  # refused: nothing was created
-            log.append({"operation": item["action"], "outcome": "failed", "reason": reason, "direction": direction,
-                        "poweroffice_go_id": pogo_id, "invoiced_id": inv_id, "after": item["changes"]})
+                retryable.append(reason or "")
+            elif item.action == "create":
+                batch.intents_done.append((source, origin))  # refused: nothing was created
+            log.append(LogEntry(item.action, "failed", direction, pogo_id, inv_id, reason, after=item.changes))
             continue
         try:
             row = mirror_row(mapping, target, response)
         except (ValueError, TypeError) as exc:
-            failed.append(item["item"])
+            batch.failed_items.append(item.item)
             counts["failed"] += 1
-            log.append({"operation": item["action"], "outcome": "failed", "direction": direction,
-                        "reason": f"unreadable answer from {target}: {exc}", "poweroffice_go_id": pogo_id,
-                        "invoiced_id": inv_id})
+            log.append(
+                LogEntry(item.action, "failed", direction, pogo_id, inv_id, f"unreadable answer from {target}: {exc}")
+            )
             continue
-        new_id = row["record_id"]
+        new_id = row.record_id
         holder = linked_to.get(new_id)
-        if item["action"] == "create" and ((holder is not None and holder != item[f"{source}_id"]) or not row["routed"]):
-            failed.append(item["item"])
+        if item.action == "create" and ((holder is not None and holder != origin) or not row.routed):
+            batch.failed_items.append(item.item)
             counts["failed"] += 1
-            why = (f"is already linked to {source} record {holder}" if holder is not None and holder != item[f"{source}_id"]
-                   else f"does not belong to flow {mapping.flow} (its type or state)")
-            log.append({"operation": "create", "outcome": "failed", "direction": direction,
-                        "poweroffice_go_id": pogo_id, "invoiced_id": inv_id, "after": item["changes"],
-                        "reason": f"{target} already has record {new_id} carrying this record's reference (a unique "
-                                  f"key), and it {why}; nothing was created or linked: resolve by hand"})
+            why = (
+                f"is already linked to {source} record {holder}"
+                if holder is not None and holder != origin
+                else f"does not belong to flow {mapping.flow} (its type or state)"
+            )
+            log.append(
+                LogEntry(
+                    "create",
+                    "failed",
+                    direction,
+                    pogo_id,
+                    inv_id,
+                    f"{target} already has record {new_id} carrying this record's reference (a unique "
+                    f"key), and it {why}; nothing was created or linked: resolve by hand",
+                    after=item.changes,
+                )
+            )
             continue
         if target == POGO:
             pogo_id = new_id
         else:
             inv_id = new_id
         report_left_out(pogo_id, inv_id)
-        base = dict(item["base"] or {})
-        if left and item["action"] == "create":
+        base = dict(item.base or {})
+        if left and item.action == "create":
             # What was left out is whatever the new record holds: a later change on the origin is sent again.
-            base.update({k: row["vals"].get(k) for k in left})
+            base.update({k: row.vals.get(k) for k in left})
         elif left:
             base = {k: v for k, v in base.items() if k not in left}  # the link keeps its last synced values
         # Our own write must not come back as a change; anything else the answer shows (a concurrent edit) must,
         # also in a field we did not write: compare the whole answer with what the record should now hold.
-        expected = item.get("_expected") or base
-        target_vals = {k: v for k, v in row["vals"].items() if not mapping.field(k).is_reference}
-        row["dirty"] = any(expected.get(k, v) != v for k, v in target_vals.items() if k in expected)
-        mirror.append(row)
-        done.append(item["item"])
-        stamps = {f"{target}_changed_at": row["changed_at"]}
-        if item["action"] == "create":
-            links.append({"poweroffice_go_id": pogo_id, "invoiced_id": inv_id, "base": base, **stamps})
-            intents_done.append((source, item[f"{source}_id"]))
-            settled.append((source, item[f"{source}_id"]))
+        expected = work.expected or base
+        target_vals = {k: v for k, v in row.vals.items() if not mapping.field(k).is_reference}
+        row.dirty = any(expected.get(k, v) != v for k, v in target_vals.items() if k in expected)
+        batch.mirror.append(row)
+        batch.done_items.append(item.item)
+        pogo_at, inv_at = (row.changed_at, None) if target == POGO else (None, row.changed_at)
+        # One id came with the item, the other with the answer.
+        assert pogo_id is not None
+        assert inv_id is not None
+        if item.action == "create":
+            batch.links.append(LinkWrite(pogo_id, inv_id, base, pogo_at, inv_at))
+            batch.intents_done.append((source, origin))
+            batch.settled.append((source, origin))
             counts["created"] += 1
-            log.append({"operation": "create", "outcome": "ok", "direction": direction, "poweroffice_go_id": pogo_id,
-                        "invoiced_id": inv_id, "after": written})
+            log.append(LogEntry("create", "ok", direction, pogo_id, inv_id, after=written))
         else:
-            base_updates.append({"poweroffice_go_id": pogo_id, "base": base, **stamps})
-            settled.append((source, item[f"{source}_id"]))
+            batch.base_updates.append(BaseUpdate(pogo_id, base, pogo_at, inv_at))
+            batch.settled.append((source, origin))
             counts["updated"] += 1
-            detail = item.get("detail") or {}
-            log.append({"operation": "update", "outcome": "ok", "direction": direction, "poweroffice_go_id": pogo_id,
-                        "invoiced_id": inv_id, "before": {k: v for k, v in (detail.get("before") or {}).items()
-                                                          if k not in left} or None, "after": written})
+            detail = item.detail or {}
+            log.append(
+                LogEntry(
+                    "update",
+                    "ok",
+                    direction,
+                    pogo_id,
+                    inv_id,
+                    before={k: v for k, v in (detail.get("before") or {}).items() if k not in left} or None,
+                    after=written,
+                )
+            )
             for conflict in detail.get("conflicts", []):
                 counts["conflicts"] += 1
-                log.append({"operation": "conflict", "outcome": "ok", "direction": direction,
-                            "poweroffice_go_id": pogo_id, "invoiced_id": inv_id,
-                            "reason": f"{conflict['field']}: {conflict['reason']}; {conflict['winner']} wins",
-                            "before": {conflict["field"]: conflict["losing_value"]},
-                            "after": {conflict["field"]: conflict["value"]}})
-    store.complete(mapping.flow, run_id, links=links, base_updates=base_updates, mirror=mirror, done_items=done,
-                   failed_items=failed, intents_done=intents_done, settled=settled, log=log)
+                log.append(
+                    LogEntry(
+                        "conflict",
+                        "ok",
+                        direction,
+                        pogo_id,
+                        inv_id,
+                        f"{conflict['field']}: {conflict['reason']}; {conflict['winner']} wins",
+                        before={conflict["field"]: conflict["losing_value"]},
+                        after={conflict["field"]: conflict["value"]},
+                    )
+                )
+    store.complete(mapping.flow, run_id, batch)

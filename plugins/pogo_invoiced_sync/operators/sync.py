@@ -95,10 +95,10 @@ class FlowOperator(BaseOperator):
             )
         return client
 
-    def keep_api_stats(self, store: LinkStore, context: Any, hook: Any) -> None:
+    def keep_api_stats(self, store: LinkStore, context: Any, client: Any) -> None:
         """Store this task's API calls (by status: 429s included) with the run, also when the step failed."""
         try:
-            store.record_api(self.flow, context["run_id"], self.task_id, hook.stats)
+            store.record_api(self.flow, context["run_id"], self.task_id, client.stats)
         except Exception as exc:  # statistics must never hide the step's own outcome
             self.log.warning("could not store the API statistics of %s: %s", self.task_id, exc)
 

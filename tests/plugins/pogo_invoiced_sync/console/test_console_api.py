@@ -5,6 +5,8 @@ import datetime as dt
 
 import pytest
 
+from pogo_invoiced_sync.engine.model import Completion, LinkWrite
+
 FLOW = "customers_company"
 NOW = dt.datetime(2026, 11, 1, 12, tzinfo=dt.timezone.utc)
 
@@ -21,7 +23,7 @@ def _mirror(store, system: str, record_id: str, name: str, dirty: bool = False, 
 def _pair(store, pogo_id: str, inv_id: str, name: str) -> None:
     _mirror(store, "poweroffice_go", pogo_id, name)
     _mirror(store, "invoiced", inv_id, name)
-    store.complete(FLOW, "seed", links=[{"poweroffice_go_id": pogo_id, "invoiced_id": inv_id, "base": {"name": name}}])
+    store.complete(FLOW, "seed", Completion(links=[LinkWrite(pogo_id, inv_id, {"name": name})]))
 
 
 def _conflict(store, run_id: str, pogo_id: str, inv_id: str, losing: str, winning: str) -> int:

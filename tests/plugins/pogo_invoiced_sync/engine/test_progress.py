@@ -1,4 +1,5 @@
 """Long steps say how far they are (issue 9 §4): done / total where known, rate and time left, on a timer."""
+
 from __future__ import annotations
 
 import logging

@@ -1,12 +1,13 @@
 """The upsert step's create attempts against the sandboxes and PostgreSQL: idempotency keys and lost answers."""
+
 from __future__ import annotations
 
 import psycopg
 import pytest
 
 from pogo_invoiced_sync.engine import steps
-from pogo_invoiced_sync.engine.link_store import LinkStore
 from pogo_invoiced_sync.engine.flow_mapping import INVOICED, SYSTEMS, load_mapping
+from pogo_invoiced_sync.engine.link_store import LinkStore
 from pogo_invoiced_sync.engine.upsert import RetryableFailures, attempt_key
 
 pytestmark = pytest.mark.integration
@@ -59,7 +60,8 @@ def test_a_create_whose_answer_was_lost_is_looked_up_by_the_next_attempt_and_nev
     result = steps.upsert(store, mapping, INVOICED, InvoicedHook().get_conn(), "next-run")
     store.close()
     routes = stack.sandboxes.invoiced.counters()["routes"]
-    assert routes.get("POST /customers", 0) == 0 and routes.get("GET /customers", 0) >= 1  # looked up, not re-sent
+    assert routes.get("POST /customers", 0) == 0
+    assert routes.get("GET /customers", 0) >= 1
     assert result["created"] == 1
     [created] = stack.records("invoiced", "customers")
     assert stack.sql("SELECT invoiced_id FROM {s}.links") == [(str(created["id"]),)]
@@ -75,7 +77,9 @@ def test_a_create_refused_then_corrected_by_the_user_is_created_by_the_next_run(
     stack.run("customers_company")  # a new attempt with a new key: no replay of the old refusal
     [created] = stack.records("invoiced", "customers")
     assert created["name"] == "Kort Navn AS"
-    assert stack.sql("SELECT poweroffice_go_id, invoiced_id FROM {s}.links") == [(str(refused["Id"]), str(created["id"]))]
+    assert stack.sql("SELECT poweroffice_go_id, invoiced_id FROM {s}.links") == [
+        (str(refused["Id"]), str(created["id"]))
+    ]
     assert len(stack.sql("SELECT reason FROM {s}.v_failures")) == 1  # only the first run's refusal
 
 
