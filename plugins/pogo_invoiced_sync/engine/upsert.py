@@ -37,7 +37,7 @@ def attempt_key(body: dict) -> str:
 
     Invoiced replays a key's first answer, errors included, for 24 h: a key reused for a corrected record would
     get the old refusal back. A key therefore names one attempt of one body; a repeat of that very request (the
-    hook's retry after a lost answer) reuses it, a new attempt never does.
+    client's retry after a lost answer) reuses it, a new attempt never does.
     """
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"{uuid.uuid4().hex}-{digest}"  # 49 characters: Invoiced takes 6 to 64
