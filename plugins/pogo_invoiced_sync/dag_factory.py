@@ -20,8 +20,8 @@ from pogo_invoiced_sync.operators import (
 )
 from pogo_invoiced_sync.tenants import DEFAULT, Tenant, load_tenants
 
-# Tasks talking to one API share its pool (1 slot each), so the hooks' process-local limiters see all traffic.
-# Other tenants use accounts of their own, limited apart: their pools are their own (Tenant.pools).
+# The default tenant's API tasks keep their one-slot pools; API budgets themselves are held in the link-store
+# database (clients/shared_limits.py), shared by every tenant and worker, so other tenants need no pool (Tenant.pools).
 POOLS = DEFAULT.pools
 HOURLY = "0 * * * *"
 START = pendulum.datetime(2026, 1, 1, tz="UTC")

@@ -43,12 +43,16 @@ class Tenant:
 
     @property
     def pools(self) -> dict[str, str]:
-        """The Airflow pools of its API tasks by system: ``poweroffice_go_api``/``invoiced_api``, suffixed by the name.
+        """The Airflow pools of its API tasks by system.
 
-        Each tenant uses API accounts of its own, rate-limited apart, so its tasks queue apart from other tenants'.
+        The default tenant keeps its one-slot pools ``poweroffice_go_api`` and ``invoiced_api`` (deployments have
+        them). Other tenants run in ``default_pool``: their API budgets are held in the link-store database
+        (``clients/shared_limits.py``), shared by every task and worker using a credential, so adding a tenant needs
+        no pool.
         """
-        suffix = "" if self.is_default else f"_{self.name}"
-        return {"poweroffice_go": f"poweroffice_go_api{suffix}", "invoiced": f"invoiced_api{suffix}"}
+        if self.is_default:
+            return {"poweroffice_go": "poweroffice_go_api", "invoiced": "invoiced_api"}
+        return {"poweroffice_go": "default_pool", "invoiced": "default_pool"}
 
     def dag_id(self, flow: str) -> str:
         """``sync_<flow>`` for the default tenant, ``<tenant>.sync_<flow>`` for the others."""

@@ -130,7 +130,7 @@ def test_two_tenants_give_six_dags_prefixed_by_the_tenant_and_tagged_with_it(tmp
     assert "tenant:acme" in dags["acme.sync_customers_person"].tags
 
 
-def test_each_tenants_tasks_use_its_own_connections_schema_and_pools(tmp_path):
+def test_each_tenants_tasks_use_its_own_connections_and_schema_and_need_no_pool_of_their_own(tmp_path):
     from pogo_invoiced_sync.dag_factory import build_all
 
     dag = build_all(tenants_path=_tenants_file(tmp_path, TWO_TENANTS))["globex.sync_salesorders_invoices"]
@@ -141,8 +141,7 @@ def test_each_tenants_tasks_use_its_own_connections_schema_and_pools(tmp_path):
         "upsert_invoiced": "invoiced_globex",
     }
     assert {(t.sync_state_conn_id, t.state_schema) for t in dag.tasks} == {("sync_state_globex", "globex_links")}
-    assert {t.pool for t in dag.tasks if t.task_id.endswith("poweroffice_go")} == {"poweroffice_go_api_globex"}
-    assert {t.pool for t in dag.tasks if t.task_id.endswith("_invoiced")} == {"invoiced_api_globex"}
+    assert {t.pool for t in dag.tasks} == {"default_pool"}  # API budgets are shared through the link-store database
 
 
 def test_a_tenants_invoice_flow_waits_for_its_own_customer_flows_not_another_tenants(tmp_path):
@@ -307,7 +306,7 @@ def test_the_operations_guides_tenants_example_gives_the_dags_and_schemas_it_des
     ]
     dags = build_all(tenants_path=example)
     assert "acme.sync_customers_company" in dags
-    assert dags["acme.sync_customers_company"].get_task("extract_poweroffice_go").pool == "poweroffice_go_api_acme"
+    assert dags["acme.sync_customers_company"].get_task("extract_poweroffice_go").pool == "default_pool"
 
 
 def test_the_checked_in_tenants_file_is_only_an_example_so_the_checkout_keeps_the_default_tenant():
