@@ -138,6 +138,13 @@ class PlanItem:
         """The id of the pair's record in ``system`` (None before a create)."""
         return self.poweroffice_go_id if system == POGO else self.invoiced_id
 
+    def known_id(self, system: str) -> str:
+        """The id of the pair's record in ``system``, which the caller needs to exist."""
+        record_id = self.id_of(system)
+        if record_id is None:
+            raise ValueError(f"{self.action} item has no {system} id")
+        return record_id
+
 
 @dataclass(slots=True)
 class Work:

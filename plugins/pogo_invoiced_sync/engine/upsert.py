@@ -84,7 +84,7 @@ def _upsert(
     entity = entity_for(target, mapping.sides[target].entity)
     source = other(target)
     retryable: list[str] = []
-    # (reason, origin id) of the records the target refused; an item with nothing to send comes with reason None
+    # (reason, origin id) of the records the target refused
     rejected: list[tuple[Any, str]] = []
     stop = threading.Event()
     causes: dict[int, str] = {}  # plan item -> the API's reason of a refusal, without the request path
@@ -98,7 +98,7 @@ def _upsert(
             if work.write_error is not None:
                 raise work.write_error
             if item.action == "create":
-                origin = item.id_of(source)
+                origin = item.known_id(source)
                 # An earlier attempt may have created it and lost the answer (timeout, crash): look before sending.
                 found = entity.find_created(client, origin, work.intent) if work.intent else None
                 if found is not None:
@@ -111,7 +111,7 @@ def _upsert(
                 )
             if not work.write:
                 return Outcome(work, None, None, False)  # everything was left out: nothing to send
-            return Outcome(work, entity.update(client, item.id_of(target), work.write, work.meta), None, False)
+            return Outcome(work, entity.update(client, item.known_id(target), work.write, work.meta), None, False)
         except Exception as exc:  # network and rate-limit failures: record, retry the task later
             if getattr(exc, "needs_configuration", False):
                 stop.set()  # the connection, not the record: stop calling, log nothing against the record
@@ -198,7 +198,8 @@ def _upsert(
         rejected.extend(
             (causes.get(r.work.item.item, r.reason), str(r.work.item.id_of(source) or r.work.item.id_of(target)))
             for r in results
-            if r.response is None and not r.retryable
+            # An item with nothing left to send (every field left out, with its own report) was not refused.
+            if r.response is None and not r.retryable and (r.reason is not None or r.work.item.item in causes)
         )
         _record_results(store, mapping, target, run_id, results, counts, retryable)
         progress.add(len(results))
