@@ -49,7 +49,7 @@ def celery_run(tmp_path_factory):
         pytest.skip(f"needs Redis as Celery's broker: {problem}")
     stack = CeleryStack(tmp_path_factory.mktemp("celery"), TENANTS, workers=2, concurrency=2)
     started = time.monotonic()
-    with stack.start():
+    with stack:
         dags = [d for t in stack.tenants.values() for d in t.dag_ids.values()]
         for dag in dags:
             stack.trigger(dag)
