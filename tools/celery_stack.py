@@ -19,9 +19,11 @@ Every process runs in a session of its own and is stopped by process group. Conn
 variables given to every component, as a secrets backend would give them. Each worker reports its own hostname
 (``<host>/<worker name>``, through ``[core] hostname_callable``), so the metadata DB shows which worker ran a task.
 """
+
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -42,10 +44,14 @@ if str(ROOT) not in sys.path:
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
 FLOWS = ("customers_company", "customers_person", "salesorders_invoices")
-POOLS = {"poweroffice_go_api": "PowerOffice Go API: one task at a time, so the hook's rate limiter sees all traffic",
-         "invoiced_api": "Invoiced API: one task at a time, so the hook's rate limiter sees all traffic"}
-SEED = {"poweroffice_go": {"companies": 12, "persons": 8, "sales_orders": 12},
-        "invoiced": {"companies": 5, "persons": 4, "invoices": 6}}
+POOLS = {
+    "poweroffice_go_api": "PowerOffice Go API: one task at a time, so the hook's rate limiter sees all traffic",
+    "invoiced_api": "Invoiced API: one task at a time, so the hook's rate limiter sees all traffic",
+}
+SEED = {
+    "poweroffice_go": {"companies": 12, "persons": 8, "sales_orders": 12},
+    "invoiced": {"companies": 5, "persons": 4, "invoices": 6},
+}
 ADMIN = ("admin", "admin")
 WORKER_ENV = "SYNC_CELERY_WORKER"
 
@@ -86,8 +92,11 @@ def link_schema(tenant: str) -> str:
 
 
 def conn_ids(tenant: str) -> tuple[str, str]:
-    return ("poweroffice_go_default", "invoiced_default") if tenant == "default" else \
-        (f"poweroffice_go_{tenant}", f"invoiced_{tenant}")
+    return (
+        ("poweroffice_go_default", "invoiced_default")
+        if tenant == "default"
+        else (f"poweroffice_go_{tenant}", f"invoiced_{tenant}")
+    )
 
 
 @dataclass
@@ -106,8 +115,14 @@ class Tenant:
 class CeleryStack:
     """Start, use and stop the CeleryExecutor stack (see the module docstring)."""
 
-    def __init__(self, workdir: Path, tenants: list[str] | None = None, workers: int = 2, concurrency: int = 2,
-                 seed: dict | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        tenants: list[str] | None = None,
+        workers: int = 2,
+        concurrency: int = 2,
+        seed: dict | None = None,
+    ) -> None:
         self.workdir = workdir
         self.tenant_names = tenants or ["default"]
         self.worker_names = [f"worker{i + 1}" for i in range(workers)]
@@ -146,11 +161,14 @@ class CeleryStack:
         self._databases()
         for name in self.tenant_names:
             # Credentials of its own per tenant: a connection mixed up between tenants fails instead of syncing.
-            settings = SandboxSettings(pogo_port=free_port(), invoiced_port=free_port(),
-                                       pogo_application_key=f"{name}-application-key",
-                                       pogo_client_key=f"{name}-client-key",
-                                       pogo_subscription_key=secrets.token_hex(16),
-                                       invoiced_api_key=f"{name}-invoiced-api-key")
+            settings = SandboxSettings(
+                pogo_port=free_port(),
+                invoiced_port=free_port(),
+                pogo_application_key=f"{name}-application-key",
+                pogo_client_key=f"{name}-client-key",
+                pogo_subscription_key=secrets.token_hex(16),
+                invoiced_api_key=f"{name}-invoiced-api-key",
+            )
             process = SandboxProcess(settings, log_path=self.workdir / "logs" / f"sandboxes-{name}.log").start()
             self.tenants[name] = Tenant(name, process, {f: dag_id(name, f) for f in FLOWS})
             process.pogo.seed(**self.seed["poweroffice_go"])
@@ -160,18 +178,31 @@ class CeleryStack:
         self.env = self._airflow_env()
         self.airflow("db", "migrate")
         pools = self.workdir / "pools.json"
-        pools.write_text(json.dumps({n: {"slots": 1, "description": d, "include_deferred": False}
-                                     for n, d in POOLS.items()}))
+        pools.write_text(
+            json.dumps({n: {"slots": 1, "description": d, "include_deferred": False} for n, d in POOLS.items()})
+        )
         self.airflow("pools", "import", str(pools))
         self._spawn("api-server", ["api-server"])
         self._spawn("scheduler", ["scheduler", "--skip-serve-logs"])
         self._spawn("dag-processor", ["dag-processor"])
         for name in self.worker_names:
-            self._spawn(name, ["celery", "worker", "--celery-hostname", f"{name}@%h", "--queues", self.queue,
-                               "--concurrency", str(self.concurrency), "--skip-serve-logs", "--without-gossip",
-                               "--without-mingle"], {WORKER_ENV: name,
-                                                     "AIRFLOW__CORE__HOSTNAME_CALLABLE":
-                                                         "tools.celery_stack.worker_hostname"})
+            self._spawn(
+                name,
+                [
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    f"{name}@%h",
+                    "--queues",
+                    self.queue,
+                    "--concurrency",
+                    str(self.concurrency),
+                    "--skip-serve-logs",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                {WORKER_ENV: name, "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tools.celery_stack.worker_hostname"},
+            )
         self._wait_until_ready(timeout)
 
     def stop(self) -> None:
@@ -243,8 +274,7 @@ class CeleryStack:
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CORE__AUTH_MANAGER":
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN[0]}:admin",
             "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
@@ -269,25 +299,35 @@ class CeleryStack:
         for tenant in self.tenants.values():
             s = tenant.sandboxes.settings
             pogo, inv = conn_ids(tenant.name)
-            env[f"AIRFLOW_CONN_{pogo.upper()}"] = json.dumps({
-                "conn_type": "poweroffice_go", "host": f"http://127.0.0.1:{s.pogo_port}/v2",
-                "login": s.pogo_application_key, "password": s.pogo_client_key,
-                "extra": {"subscription_key": s.pogo_subscription_key}})
-            env[f"AIRFLOW_CONN_{inv.upper()}"] = json.dumps({
-                "conn_type": "invoiced", "host": f"http://127.0.0.1:{s.invoiced_port}", "login": s.invoiced_api_key})
+            env[f"AIRFLOW_CONN_{pogo.upper()}"] = json.dumps(
+                {
+                    "conn_type": "poweroffice_go",
+                    "host": f"http://127.0.0.1:{s.pogo_port}/v2",
+                    "login": s.pogo_application_key,
+                    "password": s.pogo_client_key,
+                    "extra": {"subscription_key": s.pogo_subscription_key},
+                }
+            )
+            env[f"AIRFLOW_CONN_{inv.upper()}"] = json.dumps(
+                {"conn_type": "invoiced", "host": f"http://127.0.0.1:{s.invoiced_port}", "login": s.invoiced_api_key}
+            )
         (self.workdir / "airflow.env").write_text("".join(f"{k}={_shell_quote(v)}\n" for k, v in env.items()))
         (self.workdir / "airflow.env").chmod(0o600)
         return env
 
     def _full_env(self, extra: dict | None = None) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_")) and k != "AIRFLOW_HOME"}
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_")) and k != "AIRFLOW_HOME"
+        }
         return {**base, **self.env, **(extra or {})}
 
     def airflow(self, *args: str, timeout: float = 600) -> str:
         """Run ``airflow <args>`` against the stack; its output, or RuntimeError with the tail of it."""
-        result = subprocess.run([_airflow_bin(), *args], cwd=ROOT, env=self._full_env(), capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(
+            [_airflow_bin(), *args], cwd=ROOT, env=self._full_env(), capture_output=True, text=True, timeout=timeout
+        )
         with open(self.workdir / "logs" / "airflow-cli.log", "a") as out:
             out.write(f"$ airflow {' '.join(args)}\n{result.stdout}{result.stderr}")
         if result.returncode != 0:
@@ -296,9 +336,15 @@ class CeleryStack:
 
     def _spawn(self, name: str, args: list[str], extra_env: dict | None = None) -> None:
         with open(self.workdir / "logs" / f"{name}.log", "ab") as out:
-            self.procs[name] = subprocess.Popen([_airflow_bin(), *args], cwd=ROOT, env=self._full_env(extra_env),
-                                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                                start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                [_airflow_bin(), *args],
+                cwd=ROOT,
+                env=self._full_env(extra_env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def _wait_until_ready(self, timeout: float) -> None:
         """Until the API answers, every worker is up, and every tenant's DAGs are parsed and unpaused."""
@@ -310,8 +356,10 @@ class CeleryStack:
         while pending or workers:
             self._check_alive()
             if time.monotonic() > deadline:
-                raise TimeoutError(f"stack not ready in {timeout:.0f} s: DAGs {sorted(pending)}, workers "
-                                   f"{sorted(workers)} pending; logs in {self.workdir / 'logs'}")
+                raise TimeoutError(
+                    f"stack not ready in {timeout:.0f} s: DAGs {sorted(pending)}, workers "
+                    f"{sorted(workers)} pending; logs in {self.workdir / 'logs'}"
+                )
             try:
                 for dag in sorted(pending):
                     response = self.api("GET", f"dags/{dag}", check=False)
@@ -330,8 +378,9 @@ class CeleryStack:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 log = self.workdir / "logs" / f"{name}.log"
-                raise RuntimeError(f"airflow {name} exited ({proc.returncode}):\n"
-                                   + log.read_text(errors="replace")[-3000:])
+                raise RuntimeError(
+                    f"airflow {name} exited ({proc.returncode}):\n" + log.read_text(errors="replace")[-3000:]
+                )
 
     def _purge_broker(self) -> None:
         """Drop this stack's queue from the broker (nothing else there is ours)."""
@@ -341,7 +390,7 @@ class CeleryStack:
             client = redis.Redis.from_url(redis_url(), socket_timeout=2)
             client.delete(self.queue, f"_kombu.binding.{self.queue}", *client.keys(f"{self.queue}\x06*"))
             client.close()
-        except Exception:  # noqa: BLE001 - a broker gone already has nothing of ours left to drop
+        except Exception:  # a broker gone already has nothing of ours left to drop
             pass
 
     # -- use -------------------------------------------------------------------------------------------------------
@@ -355,12 +404,18 @@ class CeleryStack:
         import requests
 
         if self._token is None:
-            response = requests.post(f"{self.url}/auth/token", json={"username": ADMIN[0], "password": ADMIN[1]},
-                                     timeout=10)
+            response = requests.post(
+                f"{self.url}/auth/token", json={"username": ADMIN[0], "password": ADMIN[1]}, timeout=10
+            )
             response.raise_for_status()
             self._token = response.json()["access_token"]
-        response = requests.request(method, f"{self.url}/api/v2/{path}", timeout=30,
-                                    headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
+        response = requests.request(
+            method,
+            f"{self.url}/api/v2/{path}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {self._token}"},
+            **kwargs,
+        )
         if check:
             response.raise_for_status()
         return response
@@ -376,8 +431,9 @@ class CeleryStack:
         while True:
             self._check_alive()
             runs = {d: self.api("GET", f"dags/{d}/dagRuns", params={"limit": 100}).json()["dag_runs"] for d in dags}
-            active = [f"{d} {r['dag_run_id']}" for d, rs in runs.items() for r in rs
-                      if r["state"] in ("queued", "running")]
+            active = [
+                f"{d} {r['dag_run_id']}" for d, rs in runs.items() for r in rs if r["state"] in ("queued", "running")
+            ]
             if not active:
                 return runs
             if time.monotonic() > deadline:
@@ -392,15 +448,19 @@ class CeleryStack:
             return conn.execute("SELECT dag_id, task_id, state, hostname FROM task_instance").fetchall()
 
     def describe(self) -> str:
-        lines = [f"Airflow (CeleryExecutor) {self.url}  login {ADMIN[0]} / {ADMIN[1]}",
-                 f"  broker {redis_url()} queue {self.queue}; metadata + results {self.meta_db}; "
-                 f"link store {self.link_db} ({self.where})",
-                 f"  workers {', '.join(self.worker_names)} (concurrency {self.concurrency}); logs {self.workdir / 'logs'}",
-                 f"  settings: set -a; . {self.workdir / 'airflow.env'}; set +a"]
+        lines = [
+            f"Airflow (CeleryExecutor) {self.url}  login {ADMIN[0]} / {ADMIN[1]}",
+            f"  broker {redis_url()} queue {self.queue}; metadata + results {self.meta_db}; "
+            f"link store {self.link_db} ({self.where})",
+            f"  workers {', '.join(self.worker_names)} (concurrency {self.concurrency}); logs {self.workdir / 'logs'}",
+            f"  settings: set -a; . {self.workdir / 'airflow.env'}; set +a",
+        ]
         for t in self.tenants.values():
             s = t.sandboxes.settings
-            lines.append(f"  tenant {t.name}: DAGs {', '.join(t.dag_ids.values())}; sandboxes PowerOffice Go "
-                         f":{s.pogo_port}, Invoiced :{s.invoiced_port}; link-store schema {t.schema}")
+            lines.append(
+                f"  tenant {t.name}: DAGs {', '.join(t.dag_ids.values())}; sandboxes PowerOffice Go "
+                f":{s.pogo_port}, Invoiced :{s.invoiced_port}; link-store schema {t.schema}"
+            )
         return "\n".join(lines)
 
 
@@ -414,10 +474,8 @@ def _stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
         return
     except subprocess.TimeoutExpired:
         pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # the leader's children too, even when the leader has exited
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 
@@ -439,11 +497,15 @@ def _shell_quote(value: str) -> str:
 
 # -- command line (make celery) ------------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "run"],
-                        help="up: start and keep running until Ctrl-C; run: start, run every flow of every tenant "
-                             "once, print where each task ran, stop")
+    parser.add_argument(
+        "command",
+        choices=["up", "run"],
+        help="up: start and keep running until Ctrl-C; run: start, run every flow of every tenant "
+        "once, print where each task ran, stop",
+    )
     parser.add_argument("--tenants", default="default", help="comma-separated tenant names (default: default)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
@@ -473,8 +535,11 @@ def main(argv: list[str] | None = None) -> int:
         by_host: dict[str, int] = {}
         for _dag, _task, _state, host in stack.task_hosts():
             by_host[host or "(none)"] = by_host.get(host or "(none)", 0) + 1
-        print(f"{sum(len(rs) for rs in runs.values())} runs in {time.monotonic() - started:.0f} s; task instances "
-              "by worker: " + ", ".join(f"{h}: {n}" for h, n in sorted(by_host.items())), flush=True)
+        print(
+            f"{sum(len(rs) for rs in runs.values())} runs in {time.monotonic() - started:.0f} s; task instances "
+            "by worker: " + ", ".join(f"{h}: {n}" for h, n in sorted(by_host.items())),
+            flush=True,
+        )
         if failed:
             print("not successful: " + ", ".join(failed), flush=True)
             return 1

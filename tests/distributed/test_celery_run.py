@@ -8,6 +8,7 @@ every fault (tests/resilience/invariants.py), per tenant, and where the tasks ra
 
 Tenants: ``CELERY_TEST_TENANTS`` (comma-separated) or the defaults below.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,10 @@ def celery_run(tmp_path_factory):
         for dag in dags:
             stack.trigger(dag)
         runs = stack.wait_idle(dags)
-        print(f"\ncelery run: {len(runs)} DAGs, {sum(len(r) for r in runs.values())} runs in "
-              f"{time.monotonic() - started:.0f} s (stack start included)")
+        print(
+            f"\ncelery run: {len(runs)} DAGs, {sum(len(r) for r in runs.values())} runs in "
+            f"{time.monotonic() - started:.0f} s (stack start included)"
+        )
         yield stack, runs
 
 
