@@ -36,7 +36,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from sandboxes.process import SandboxProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -104,7 +108,7 @@ class Tenant:
     """One tenant of the stack: its sandboxes (``SandboxProcess``) and where its state lives."""
 
     name: str
-    sandboxes: object
+    sandboxes: SandboxProcess
     dag_ids: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -388,7 +392,9 @@ class CeleryStack:
             import redis
 
             client = redis.Redis.from_url(redis_url(), socket_timeout=2)
-            client.delete(self.queue, f"_kombu.binding.{self.queue}", *client.keys(f"{self.queue}\x06*"))
+            # kombu's Redis transport: the queue, its binding, and one list per message priority (``<queue>\x06\x16<n>``).
+            priority_lists = list(client.scan_iter(f"{self.queue}\x06*"))
+            client.delete(self.queue, f"_kombu.binding.{self.queue}", *priority_lists)
             client.close()
         except Exception:  # a broker gone already has nothing of ours left to drop
             pass
