@@ -57,6 +57,7 @@ SEED = {
     "invoiced": {"companies": 5, "persons": 4, "invoices": 6},
 }
 ADMIN = ("admin", "admin")
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 WORKER_ENV = "SYNC_CELERY_WORKER"
 
 
@@ -278,7 +279,7 @@ class CeleryStack:
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN[0]}:admin",
             "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
@@ -392,7 +393,7 @@ class CeleryStack:
             import redis
 
             client = redis.Redis.from_url(redis_url(), socket_timeout=2)
-            # kombu's Redis transport: the queue, its binding, and one list per message priority (``<queue>\x06\x16<n>``).
+            # kombu's Redis transport: the queue, its binding, one list per priority (``<queue>\x06\x16<n>``).
             priority_lists = list(client.scan_iter(f"{self.queue}\x06*"))
             client.delete(self.queue, f"_kombu.binding.{self.queue}", *priority_lists)
             client.close()
