@@ -81,11 +81,28 @@ def qs(**params: Any) -> str:
     return escape(urlencode({k: v for k, v in params.items() if v is not None}))
 
 
+TENANT_SLOT = "<!--tenant-->"  # where the app puts the tenant switch
+
+
+def tenant_switch(base: str, current: str, tenants: list[str]) -> str:
+    """Links to each tenant's console (the default tenant's at ``base``), shown once there is another tenant."""
+    if not tenants or tenants == ["default"]:
+        return ""
+    links = []
+    for name in tenants:
+        href = f"{base}/" if name == "default" else f"{base}/t/{name}/"
+        if name == current:
+            links.append(f'<strong aria-current="page">{e(name)}</strong>')
+        else:
+            links.append(f'<a href="{escape(href)}">{e(name)}</a>')
+    return f'<span class="tenants" data-tenant="{escape(current)}">tenant: {" · ".join(links)}</span>'
+
+
 def _page(root: str, title: str, user: str | None, body: str) -> str:
     who = f'<span class="muted">signed in as {e(user)}</span>' if user else ""
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
             f'<style>{STYLE}</style></head><body data-base="{escape(root)}">'
-            f'<nav><strong>PowerOffice Go ⇄ Invoiced sync</strong><a href="{escape(root)}/">Health</a>'
+            f'<nav><strong>PowerOffice Go ⇄ Invoiced sync</strong>{TENANT_SLOT}<a href="{escape(root)}/">Health</a>'
             f'<a href="{escape(root)}/record">Records</a>{who}'
             f'<form action="{escape(root)}/record" method="get"><input name="q" placeholder="id or name" '
             f'aria-label="search records" id="search"> <button type="submit">Search</button></form></nav>'
@@ -223,7 +240,7 @@ def listing(root: str, user: str, data: dict) -> str:
     if data.get("next") is not None:
         more = _link(root, "older →", f"/list/{kind}", flow=flow, run_id=data.get("run_id"),
                      **({"after": data["next"]} if kind == "links" else {"before": data["next"]}))
-    heading = f'{title} · sync_{flow}' + (f' · run {data["run_id"]}' if data.get("run_id") else "")
+    heading = f'{title} · {data.get("dag_id") or "sync_" + flow}' + (f' · run {data["run_id"]}' if data.get("run_id") else "")
     empty = '<p class="muted">Nothing here.</p>' if not data["rows"] else ""
     return _page(root, heading, user, f'<h1>{e(heading)}</h1>{empty}{table if data["rows"] else ""}{more}')
 
@@ -316,7 +333,7 @@ def record(root: str, user: str, data: dict, can_act: bool) -> str:
                         f'<td>{e(d["value"])}</td><td>{e(d["actor"])}</td><td>{e(d["decided_at"])}</td>'
                         f'<td class="status">{e(d["status"])}</td><td>{e(d["run_id"])}</td></tr>'
                         for d in data["decisions"]) + "</table>"
-    title = f'{LABEL[data["system"]]} record {data["record_id"]} · sync_{flow}'
+    title = f'{LABEL[data["system"]]} record {data["record_id"]} · {data.get("dag_id") or "sync_" + flow}'
     body = (f'<h1>{e(title)}</h1><table>{"".join(head)}</table>{link_row}{values}{conflicts}{decisions}'
             f'<h2>Sync log, newest first</h2>{_log_table(root, flow, data["history"])}')
     return _page(root, title, user, body)

@@ -39,9 +39,10 @@ class ConsoleStore:
     """The console's queries over one link-store schema."""
 
     def __init__(self, connect: Callable[[], psycopg.Connection], mappings: dict[str, FlowMapping],
-                 schema: str = DEFAULT_SCHEMA) -> None:
+                 schema: str = DEFAULT_SCHEMA, dag_id: Callable[[str], str] | None = None) -> None:
         self.store = LinkStore(connect, schema)
         self.mappings = mappings
+        self.dag_id = dag_id or (lambda flow: f"sync_{flow}")
 
     def close(self) -> None:
         self.store.close()
@@ -85,7 +86,7 @@ class ConsoleStore:
         pending = self._rows(lambda cur: cur.execute(self.q(
             "SELECT count(*) FROM {s}.operator_decisions WHERE flow = %s AND status = 'pending'"), (flow,)))[0][0]
         result: dict[str, Any] = {
-            "flow": flow, "dag_id": f"sync_{flow}", "last_run": None,
+            "flow": flow, "dag_id": self.dag_id(flow), "last_run": None,
             "linked": sum(n for state, n in links if state == "active"),
             "links_by_state": dict(links), "open_conflicts": open_conflicts, "waiting": waiting,
             "excluded": excluded, "pending_decisions": pending, "failures": 0, "drift": None,
@@ -363,7 +364,7 @@ class ConsoleStore:
             raise ActionError(404, f"no {system} record {record_id!r} mirrored in flow {flow}")
         if record["excluded"]:
             raise ActionError(409, f"{system} record {record_id} is excluded from syncing; include it first")
-        text = f"{system} record {record_id} is retried: marked for the next run of sync_{flow}, which starts now"
+        text = f"{system} record {record_id} is retried: marked for the next run of {self.dag_id(flow)}, which starts now"
         if preview:
             return {"action": "retry", "applied": False, "message": text}
         with self.store.transaction() as cur:
