@@ -84,6 +84,7 @@ def redis_reachable(url: str | None = None) -> str | None:
 
 
 def tenant_names(spec: str) -> list[str]:
+    """The tenant names of a comma-separated list (empty: the one tenant ``default``)."""
     names = [t.strip() for t in spec.split(",") if t.strip()]
     return names or ["default"]
 
@@ -369,6 +370,7 @@ class CeleryStack:
                 for dag in sorted(pending):
                     response = self.api("GET", f"dags/{dag}", check=False)
                     if response.status_code == 200:
+                        self._ensure_pools(dag)
                         if response.json().get("is_paused"):
                             self.api("PATCH", f"dags/{dag}", json={"is_paused": False})
                         pending.discard(dag)
@@ -378,6 +380,18 @@ class CeleryStack:
                 if "ready." in (self.workdir / "logs" / f"{name}.log").read_text(errors="replace"):
                     workers.discard(name)
             time.sleep(2)
+
+    def _ensure_pools(self, dag: str) -> None:
+        """Create every pool the DAG's tasks name (a tenant's own API pools), 1 slot each, as the init job would."""
+        tasks = self.api("GET", f"dags/{dag}/tasks").json()["tasks"]
+        for pool in sorted({t["pool"] for t in tasks} - {"default_pool"}):
+            if self.api("GET", f"pools/{pool}", check=False).status_code == 404:
+                description = POOLS.get(pool) or f"{pool}: one task at a time per API account"
+                self.api(
+                    "POST",
+                    "pools",
+                    json={"name": pool, "slots": 1, "description": description, "include_deferred": False},
+                )
 
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
