@@ -213,8 +213,12 @@ class CeleryStack:
 
     def stop(self) -> None:
         """Stop every process group this stack started (SIGTERM, then SIGKILL), then drop its databases."""
-        for name in reversed(list(self.procs)):
-            _stop_group(self.procs.pop(name))
+        procs = [self.procs.pop(name) for name in reversed(list(self.procs))]
+        for proc in procs:  # all at once: each waits for its children (a worker for its running task)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            _stop_group(proc, terminate=False)
         for tenant in self.tenants.values():
             tenant.sandboxes.stop()
         self.tenants.clear()
@@ -294,6 +298,9 @@ class CeleryStack:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # Only the runs this stack triggers: no hourly run at unpause, no asset-triggered one (run_cycle does
+            # what the asset schedule would), so a run's work is known and the stack's time stays short.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             # Celery: the broker in a Redis database of its own, results in the metadata database, one queue
             # per stack (the default queue of every task), so concurrent stacks never take each other's tasks.
             "AIRFLOW__CELERY__BROKER_URL": redis_url(),
@@ -446,6 +453,21 @@ class CeleryStack:
         body = {"logical_date": None, "conf": {"full_refresh": False, "dry_run": False, **conf}}
         return self.api("POST", f"dags/{dag}/dagRuns", json=body).json()["dag_run_id"]
 
+    def run_cycle(self) -> dict[str, list[dict]]:
+        """Every flow of every tenant triggered at once, then, as the asset schedule would, the flows that depend on
+        others once more (orders whose customers were linked meanwhile); every run by dag once all are done."""
+        from pogo_invoiced_sync.engine.flow_mapping import load_all
+
+        dependent = [f for f, m in load_all(self.workdir / "include" / "mappings").items() if m.depends_on]
+        dags = [d for t in self.tenants.values() for d in t.dag_ids.values()]
+        for dag in dags:
+            self.trigger(dag)
+        self.wait_idle(dags)
+        for tenant in self.tenants.values():
+            for flow in dependent:
+                self.trigger(tenant.dag_ids[flow])
+        return self.wait_idle(dags)
+
     def wait_idle(self, dags: list[str], timeout: float = 600) -> dict[str, list[dict]]:
         """Until no run of ``dags`` is queued or running (asset-triggered runs included); every run by dag."""
         deadline = time.monotonic() + timeout
@@ -485,16 +507,17 @@ class CeleryStack:
         return "\n".join(lines)
 
 
-def _stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        pass
+def _stop_group(proc: subprocess.Popen, timeout: float = 30, terminate: bool = True) -> None:
+    """Stop ``proc``'s process group: SIGTERM (unless already sent), then SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        try:
+            if terminate:
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # the leader's children too, even when the leader has exited
     proc.wait()
@@ -548,10 +571,7 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 return 0
-        dags = [d for t in stack.tenants.values() for d in t.dag_ids.values()]
-        for dag in dags:
-            stack.trigger(dag)
-        runs = stack.wait_idle(dags)
+        runs = stack.run_cycle()
         failed = [f"{d} {r['dag_run_id']}" for d, rs in runs.items() for r in rs if r["state"] != "success"]
         by_host: dict[str, int] = {}
         for _dag, _task, _state, host in stack.task_hosts():

@@ -3,7 +3,8 @@
 The stack (tools/celery_stack.py) is the real thing on 127.0.0.1: Redis as broker, PostgreSQL as metadata database,
 result backend and link store, the api-server the workers report to, scheduler, dag-processor, two
 ``airflow celery worker`` processes, and seeded sandboxes of each tenant. The DAGs are the package's own, unchanged.
-All runs are triggered at once through the REST API; the module then checks what the resilience suite checks after
+All flows of all tenants are triggered at once through the REST API, then the flow that depends on the others once
+more (what its asset schedule does in production); the module then checks what the resilience suite checks after
 every fault (tests/resilience/invariants.py), per tenant, and where the tasks ran.
 
 Tenants: ``CELERY_TEST_TENANTS`` (comma-separated) or the defaults below.
@@ -51,10 +52,7 @@ def celery_run(tmp_path_factory):
     stack = CeleryStack(tmp_path_factory.mktemp("celery"), TENANTS, workers=2, concurrency=2)
     started = time.monotonic()
     with stack:
-        dags = [d for t in stack.tenants.values() for d in t.dag_ids.values()]
-        for dag in dags:
-            stack.trigger(dag)
-        runs = stack.wait_idle(dags)
+        runs = stack.run_cycle()
         print(
             f"\ncelery run: {len(runs)} DAGs, {sum(len(r) for r in runs.values())} runs in "
             f"{time.monotonic() - started:.0f} s (stack start included)"
