@@ -23,7 +23,7 @@ from tools.celery_stack import FLOWS, CeleryStack, redis_reachable, tenant_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-TENANTS = tenant_names(os.environ.get("CELERY_TEST_TENANTS", "default,acme"))
+TENANTS = tenant_names(os.environ.get("CELERY_TEST_TENANTS", "default,acme,globex"))
 
 
 class TenantView:
