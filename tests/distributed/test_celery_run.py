@@ -12,6 +12,7 @@ Tenants: ``CELERY_TEST_TENANTS`` (comma-separated) or the defaults below.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections import Counter
@@ -80,3 +81,17 @@ def test_tasks_ran_on_both_workers(celery_run) -> None:
     by_worker = Counter(host.rsplit("/", 1)[-1] for _dag, _task, host in ran)
     print(f"\ntask instances by worker: {dict(by_worker)}")
     assert set(by_worker) == set(stack.worker_names), f"task instances by worker: {dict(by_worker)}"
+
+
+def test_runs_of_different_tenants_overlapped(celery_run) -> None:
+    stack, runs = celery_run
+    if len(stack.tenants) < 2:
+        pytest.skip("one tenant: nothing to overlap with")
+    tenant_of = {d: t.name for t in stack.tenants.values() for d in t.dag_ids.values()}
+    spans = [
+        (tenant_of[d], dt.datetime.fromisoformat(r["start_date"]), dt.datetime.fromisoformat(r["end_date"]))
+        for d, rs in runs.items()
+        for r in rs
+    ]
+    overlapping = [(a[0], b[0]) for a in spans for b in spans if a[0] < b[0] and a[1] < b[2] and b[1] < a[2]]
+    assert overlapping, f"no two tenants' runs ran at the same time: {sorted(spans, key=lambda s: s[1])}"
