@@ -293,3 +293,24 @@ def test_a_tenant_with_a_wrong_api_key_fails_naming_the_connection_while_the_oth
     assert "Fix the Airflow connection 'invoiced_broken'" in log
     _run(tenant_dags["acme.sync_customers_company"])
     assert len(_links(postgres_dsn, "pogo_invoiced_sync_acme")) == 2
+
+
+def test_the_operations_guides_tenants_example_gives_the_dags_and_schemas_it_describes(tmp_path):
+    from pogo_invoiced_sync.dag_factory import build_all
+    from pogo_invoiced_sync.tenants import load_tenants
+
+    section = (ROOT / "docs" / "operations.md").read_text().split("Many client pairs (tenants)", 1)[1]
+    example = _tenants_file(tmp_path, section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    assert [(t.name, t.state_schema) for t in load_tenants(example)] == [
+        ("acme", "pogo_invoiced_sync_acme"),
+        ("globex", "pogo_invoiced_sync_globex"),
+    ]
+    dags = build_all(tenants_path=example)
+    assert "acme.sync_customers_company" in dags
+    assert dags["acme.sync_customers_company"].get_task("extract_poweroffice_go").pool == "poweroffice_go_api_acme"
+
+
+def test_the_checked_in_tenants_file_is_only_an_example_so_the_checkout_keeps_the_default_tenant():
+    from pogo_invoiced_sync.tenants import DEFAULT, load_tenants
+
+    assert load_tenants(ROOT / "include" / "tenants.yaml") == [DEFAULT]

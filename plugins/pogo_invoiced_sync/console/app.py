@@ -10,6 +10,7 @@ same pages under ``/t/<tenant>/`` (links within a page stay in its tenant), and 
 ``?tenant=<name>``. Each tenant is read through its own ``sync_state`` connection and link-store schema, and
 permissions are checked on its own DAGs (``<tenant>.sync_<flow>``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +18,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -44,7 +45,7 @@ def _connect_to(conn_id: str) -> Callable[[], Any]:
 
 
 class TenantPrefix:
-    """Serves ``/t/<tenant>/<page>`` as ``<page>`` of that tenant: the prefix joins the root path, so links stay in it."""
+    """Serves ``/t/<tenant>/<page>`` as that tenant's ``<page>``: the prefix joins the root path (links stay in it)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -55,8 +56,7 @@ class TenantPrefix:
             if found:
                 root = f"{scope.get('root_path', '')}/t/{found.group(1)}"
                 path = root + (found.group(2) or "/")
-                scope = {**scope, "tenant": found.group(1), "root_path": root, "path": path,
-                         "raw_path": path.encode()}
+                scope = {**scope, "tenant": found.group(1), "root_path": root, "path": path, "raw_path": path.encode()}
         await self.app(scope, receive, send)
 
 
@@ -65,14 +65,23 @@ def _default_trigger(dag_id: str, user: str, note: str) -> str | None:
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.utils.types import DagRunTriggeredByType
 
-    run = trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user,
-                      conf={"full_refresh": False, "dry_run": False, "allow_mass_changes": False}, note=note)
+    run = trigger_dag(
+        dag_id,
+        triggered_by=DagRunTriggeredByType.UI,
+        triggering_user_name=user,
+        conf={"full_refresh": False, "dry_run": False, "allow_mass_changes": False},
+        note=note,
+    )
     return None if run is None else run.run_id
 
 
-def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_SCHEMA,
-               mappings_dir: Path | None = None, trigger: Callable[[str, str, str], str | None] | None = None,
-               tenants: list[Tenant] | None = None):
+def create_app(
+    connect: Callable[[], Any] | None = None,
+    schema: str = DEFAULT_SCHEMA,
+    mappings_dir: Path | None = None,
+    trigger: Callable[[str, str, str], str | None] | None = None,
+    tenants: list[Tenant] | None = None,
+):
     """The console app over every tenant's link store.
 
     :param connect: opens a link-store connection (default: the tenant's ``sync_state`` connection).
@@ -87,6 +96,7 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
     from pogo_invoiced_sync.engine.flow_mapping import load_all
 
     trigger = trigger or _default_trigger
+    signed_in = Depends(get_user)  # who is asking: Airflow's UI session cookie or a bearer token
     app = FastAPI(title="PowerOffice Go ⇄ Invoiced sync console", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(TenantPrefix)
 
@@ -112,31 +122,57 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
 
     @contextlib.contextmanager
     def console(tenant: Tenant) -> Iterator[ConsoleStore]:
-        store = ConsoleStore(connect or _connect_to(tenant.sync_state_conn_id), load_all(mappings_dir),
-                             tenant.state_schema, tenant.dag_id)
+        store = ConsoleStore(
+            connect or _connect_to(tenant.sync_state_conn_id),
+            load_all(mappings_dir),
+            tenant.state_schema,
+            tenant.dag_id,
+        )
         try:
             yield store
         finally:
             store.close()
 
-    def allowed(user: Any, tenant: Tenant, flow: str, method: str, entity: Any = None) -> bool:
+    def allowed(
+        user: Any, tenant: Tenant, flow: str, method: Literal["GET", "PUT", "POST"], entity: Any = None
+    ) -> bool:
         from airflow.api_fastapi.app import get_auth_manager
 
-        return get_auth_manager().is_authorized_dag(method=method, access_entity=entity,
-                                                    details=DagDetails(id=tenant.dag_id(flow)), user=user)
+        return get_auth_manager().is_authorized_dag(
+            method=method, access_entity=entity, details=DagDetails(id=tenant.dag_id(flow)), user=user
+        )
 
-    def require(user: Any, tenant: Tenant, flow: str, method: str, entity: Any = None) -> None:
+    def require(
+        user: Any, tenant: Tenant, flow: str, method: Literal["GET", "PUT", "POST"], entity: Any = None
+    ) -> None:
         if not allowed(user, tenant, flow, method, entity):
             verb = "read" if method == "GET" else "change"
-            raise ActionError(403, f"{user.get_name()} may not {verb} {tenant.dag_id(flow)}: that needs "
-                                   f"{'edit' if method != 'GET' else 'read'} access to the DAG")
+            raise ActionError(
+                403,
+                f"{user.get_name()} may not {verb} {tenant.dag_id(flow)}: that needs "
+                f"{'edit' if method != 'GET' else 'read'} access to the DAG",
+            )
 
     def readable(user: Any, tenant: Tenant, store: ConsoleStore) -> list[str]:
         flows = [f for f in store.mappings if allowed(user, tenant, f, "GET")]
         if not flows:
-            raise ActionError(403, f"{user.get_name()} may read none of the sync DAGs"
-                                   + ("" if tenant.is_default else f" of tenant {tenant.name!r}"))
+            raise ActionError(
+                403,
+                f"{user.get_name()} may read none of the sync DAGs"
+                + ("" if tenant.is_default else f" of tenant {tenant.name!r}"),
+            )
         return flows
+
+    def console_root(request: Request) -> str:
+        """The default tenant's console root: the root path without a ``/t/<tenant>`` prefix."""
+        root = request.scope.get("root_path", "")
+        return root.removesuffix(f"/t/{request.scope['tenant']}") if request.scope.get("tenant") else root
+
+    def airflow_root(request: Request) -> str:
+        """Airflow's own root, as the console is mounted under it (which may be below a path prefix)."""
+        from pogo_invoiced_sync.console.plugin import URL_PREFIX
+
+        return console_root(request).removesuffix(URL_PREFIX) + "/"
 
     def page(request: Request, html: str, status_code: int = 200) -> HTMLResponse:
         """A page with the tenant switch in its navigation (when there is more than the default tenant)."""
@@ -145,17 +181,16 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
             current = tenant_of(request).name
         except ActionError:
             known, current = [], ""
-        root = request.scope.get("root_path", "")
-        base = root.removesuffix(f"/t/{request.scope['tenant']}") if request.scope.get("tenant") else root
-        switch = pages.tenant_switch(base, current, [t.name for t in known])
+        switch = pages.tenant_switch(console_root(request), current, [t.name for t in known])
         return HTMLResponse(html.replace(pages.TENANT_SLOT, switch, 1), status_code=status_code)
 
     @app.exception_handler(ActionError)
     async def action_error(request: Request, exc: ActionError):
         if "/api/" in request.url.path:
             return JSONResponse({"detail": exc.message}, status_code=exc.status)
-        return page(request, pages.error(request.scope.get("root_path", ""), exc.status, exc.message),
-                    status_code=exc.status)
+        return page(
+            request, pages.error(request.scope.get("root_path", ""), exc.status, exc.message), status_code=exc.status
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
@@ -164,8 +199,11 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
         message = exc.detail
         if exc.status_code in (401, 403) and message in ("Not authenticated", "Token Expired", "Invalid JWT token"):
             message = f"{message}: log in to Airflow first"
-        return page(request, pages.error(request.scope.get("root_path", ""), exc.status_code, str(message), login=True),
-                    status_code=exc.status_code)
+        return page(
+            request,
+            pages.error(request.scope.get("root_path", ""), exc.status_code, str(message), login=airflow_root(request)),
+            status_code=exc.status_code,
+        )
 
     def health_of(store: ConsoleStore, tenant: Tenant, flow: str) -> dict:
         return {**store.health(flow), "chart": store.runs_chart(flow)}
@@ -173,7 +211,7 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
     # -- pages --------------------------------------------------------------------------------------------------
 
     @app.get("/", response_class=HTMLResponse)
-    def health_page(request: Request, user=Depends(get_user)):
+    def health_page(request: Request, user=signed_in):
         tenant = tenant_of(request)
         with console(tenant) as store:
             if not store.migrated():
@@ -183,8 +221,14 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
         return page(request, pages.health(request.scope.get("root_path", ""), user.get_name(), data))
 
     @app.get("/record", response_class=HTMLResponse)
-    def record_page(request: Request, q: str | None = None, flow: str | None = None, system: str | None = None,
-                    id: str | None = None, user=Depends(get_user)):  # noqa: A002 - the query parameter's name
+    def record_page(
+        request: Request,
+        q: str | None = None,
+        flow: str | None = None,
+        system: str | None = None,
+        id: str | None = None,
+        user=signed_in,
+    ):
         root = request.scope.get("root_path", "")
         tenant = tenant_of(request)
         with console(tenant) as store:
@@ -202,8 +246,15 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
         return page(request, pages.search(root, user.get_name(), q or "", found))
 
     @app.get("/list/{kind}", response_class=HTMLResponse)
-    def list_page(request: Request, kind: str, flow: str, run_id: str | None = None, before: int | None = None,
-                  after: str | None = None, user=Depends(get_user)):
+    def list_page(
+        request: Request,
+        kind: str,
+        flow: str,
+        run_id: str | None = None,
+        before: int | None = None,
+        after: str | None = None,
+        user=signed_in,
+    ):
         tenant = tenant_of(request)
         with console(tenant) as store:
             store.mapping(flow)
@@ -214,7 +265,7 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
     # -- JSON API -----------------------------------------------------------------------------------------------
 
     @app.get("/api/health")
-    def health_api(request: Request, user=Depends(get_user)):
+    def health_api(request: Request, user=signed_in):
         tenant = tenant_of(request)
         with console(tenant) as store:
             if not store.migrated():
@@ -223,14 +274,14 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
             return as_json({"tenant": tenant.name, "flows": [health_of(store, tenant, f) for f in flows]})
 
     @app.get("/api/search")
-    def search_api(request: Request, q: str, user=Depends(get_user)):
+    def search_api(request: Request, q: str, user=signed_in):
         tenant = tenant_of(request)
         with console(tenant) as store:
             flows = readable(user, tenant, store)
             return as_json({"results": [r for r in store.search(q) if r["flow"] in flows]})
 
     @app.get("/api/record/{flow}/{system}/{record_id}")
-    def record_api(request: Request, flow: str, system: str, record_id: str, user=Depends(get_user)):
+    def record_api(request: Request, flow: str, system: str, record_id: str, user=signed_in):
         tenant = tenant_of(request)
         with console(tenant) as store:
             store.mapping(flow)
@@ -238,8 +289,15 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
             return as_json(store.record(flow, system, record_id))
 
     @app.get("/api/list/{kind}")
-    def list_api(request: Request, kind: str, flow: str, run_id: str | None = None, before: int | None = None,
-                 after: str | None = None, user=Depends(get_user)):
+    def list_api(
+        request: Request,
+        kind: str,
+        flow: str,
+        run_id: str | None = None,
+        before: int | None = None,
+        after: str | None = None,
+        user=signed_in,
+    ):
         tenant = tenant_of(request)
         with console(tenant) as store:
             store.mapping(flow)
@@ -247,7 +305,7 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
             return as_json(store.listing(kind, flow, run_id, before, after))
 
     @app.post("/api/actions/{action}")
-    async def act(action: str, request: Request, user=Depends(get_user)):
+    async def act(action: str, request: Request, user=signed_in):
         if not request.headers.get("content-type", "").startswith("application/json"):
             raise ActionError(415, "actions take a JSON body (Content-Type: application/json)")
         try:
@@ -273,7 +331,7 @@ def create_app(connect: Callable[[], Any] | None = None, schema: str = DEFAULT_S
             if action == "retry" and result["applied"]:
                 try:
                     result["dag_run_id"] = trigger(tenant.dag_id(flow), name, f"retry from the sync console by {name}")
-                except Exception as exc:  # noqa: BLE001 - the record stays marked; the next scheduled run takes it
+                except Exception as exc:
                     result["dag_run_id"] = None
                     result["message"] += f"; starting the run failed ({exc}): the next scheduled run retries it"
         return as_json(result)
@@ -295,13 +353,17 @@ def _run_action(store: ConsoleStore, action: str, flow: str, body: dict, actor: 
             raise ActionError(422, "conflict_id (a sync-log id) is required")
         return store.resolve(flow, conflict, _field(body, "choice"), body.get("value"), actor=actor, preview=preview)
     if action == "retry":
-        return store.mark_for_retry(flow, _field(body, "system"), _field(body, "record_id"), actor=actor, preview=preview)
+        return store.mark_for_retry(
+            flow, _field(body, "system"), _field(body, "record_id"), actor=actor, preview=preview
+        )
     if action == "unlink":
         return store.unlink(flow, _field(body, "poweroffice_go_id"), actor=actor, preview=preview)
     if action == "relink":
-        return store.relink(flow, _field(body, "poweroffice_go_id"), _field(body, "invoiced_id"), actor=actor,
-                            preview=preview)
+        return store.relink(
+            flow, _field(body, "poweroffice_go_id"), _field(body, "invoiced_id"), actor=actor, preview=preview
+        )
     if action == "exclude":
-        return store.exclude(flow, _field(body, "system"), _field(body, "record_id"), body.get("reason"), actor=actor,
-                             preview=preview)
+        return store.exclude(
+            flow, _field(body, "system"), _field(body, "record_id"), body.get("reason"), actor=actor, preview=preview
+        )
     return store.include(flow, _field(body, "system"), _field(body, "record_id"), actor=actor, preview=preview)

@@ -4,6 +4,7 @@ Registered through the ``airflow.plugins`` entry point (pyproject.toml). Importi
 plugin base class: the FastAPI app is built when the api-server first asks for ``fastapi_apps``, and no database is
 touched before a page is requested.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -18,13 +19,16 @@ class SyncConsolePlugin(AirflowPlugin):
 
     name = "pogo_invoiced_sync_console"
     # Shown in the UI's "Browse" menu; the UI renders the page in a frame under /plugin/sync-console.
-    external_views = [{
-        "name": "Sync console",
-        "href": f"{URL_PREFIX}/",
-        "url_route": "sync-console",
-        "destination": "nav",
-        "category": "browse",
-    }]
+    external_views = [  # noqa: RUF012 - AirflowPlugin declares it as a plain class attribute
+        {
+            "name": "Sync console",
+            # Relative: the UI resolves it against Airflow's base URL, so it also works under a path prefix.
+            "href": f"{URL_PREFIX.lstrip('/')}/",
+            "url_route": "sync-console",
+            "destination": "nav",
+            "category": "browse",
+        }
+    ]
 
     @cached_property
     def fastapi_apps(self) -> list[dict]:  # type: ignore[override]

@@ -1,4 +1,5 @@
 """The console's app over a real PostgreSQL link store, with Airflow's SimpleAuthManager deciding who may do what."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,8 +10,9 @@ USERS = "admin:admin,editor:user,viewer:viewer"
 @pytest.fixture
 def auth_manager(monkeypatch, airflow_db):
     """Airflow's SimpleAuthManager with an admin, an editor (User role: may edit DAGs) and a viewer."""
-    monkeypatch.setenv("AIRFLOW__CORE__AUTH_MANAGER",
-                       "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
+    monkeypatch.setenv(
+        "AIRFLOW__CORE__AUTH_MANAGER", "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+    )
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", USERS)
     from airflow.api_fastapi.app import init_auth_manager
 
@@ -52,14 +54,15 @@ def console_for(auth_manager):
     from pogo_invoiced_sync.console.app import create_app
 
     with contextlib.ExitStack() as stack:
-        def build(dsn: str, schema: str, store=None) -> Console:
+
+        def build(dsn: str, schema: str, store=None, tenants=None) -> Console:
             triggered: list[tuple[str, str]] = []
 
             def trigger(dag_id: str, user: str, note: str) -> str:
                 triggered.append((dag_id, user))
                 return f"manual__console_{len(triggered)}"
 
-            app = create_app(connect=lambda: psycopg.connect(dsn), schema=schema, trigger=trigger)
+            app = create_app(connect=lambda: psycopg.connect(dsn), schema=schema, trigger=trigger, tenants=tenants)
             client = stack.enter_context(TestClient(app))
             return Console(client, auth_manager, store, triggered)
 

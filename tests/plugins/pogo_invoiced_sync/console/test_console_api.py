@@ -1,4 +1,5 @@
 """The console's endpoints over HTTP (TestClient) on a real PostgreSQL link store, with Airflow's auth manager."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -6,13 +7,26 @@ import datetime as dt
 import pytest
 
 FLOW = "customers_company"
-NOW = dt.datetime(2026, 11, 1, 12, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
 
 
 def _mirror(store, system: str, record_id: str, name: str, dirty: bool = False, ref: str | None = None) -> None:
-    store.merge_records(FLOW, system, "seed", [{"record_id": record_id, "vals": {"name": name}, "meta": {},
-                                               "routed": True, "external_ref": ref, "changed_at": NOW,
-                                               "fingerprint": f"{record_id}:{name}"}])
+    store.merge_records(
+        FLOW,
+        system,
+        "seed",
+        [
+            {
+                "record_id": record_id,
+                "vals": {"name": name},
+                "meta": {},
+                "routed": True,
+                "external_ref": ref,
+                "changed_at": NOW,
+                "fingerprint": f"{record_id}:{name}",
+            }
+        ],
+    )
     if not dirty:
         with store.transaction() as cur:
             cur.execute(store.q("UPDATE {s}.records SET dirty = false WHERE record_id = %s"), (record_id,))
@@ -26,10 +40,22 @@ def _pair(store, pogo_id: str, inv_id: str, name: str) -> None:
 
 def _conflict(store, run_id: str, pogo_id: str, inv_id: str, losing: str, winning: str) -> int:
     """A conflict as the upsert step logs it: Invoiced won, its value was written to PowerOffice Go."""
-    store.log(FLOW, run_id, [{"operation": "conflict", "outcome": "ok", "direction": "to_poweroffice_go",
-                              "poweroffice_go_id": pogo_id, "invoiced_id": inv_id,
-                              "reason": "name: both sides changed since the last sync; invoiced wins",
-                              "before": {"name": losing}, "after": {"name": winning}}])
+    store.log(
+        FLOW,
+        run_id,
+        [
+            {
+                "operation": "conflict",
+                "outcome": "ok",
+                "direction": "to_poweroffice_go",
+                "poweroffice_go_id": pogo_id,
+                "invoiced_id": inv_id,
+                "reason": "name: both sides changed since the last sync; invoiced wins",
+                "before": {"name": losing},
+                "after": {"name": winning},
+            }
+        ],
+    )
     with store.transaction() as cur:
         cur.execute(store.q("SELECT max(id) FROM {s}.sync_log"))
         return cur.fetchone()[0]
@@ -44,11 +70,33 @@ def seeded(console):
     store.start_run(FLOW, "scheduled__1", {})
     conflict = _conflict(store, "scheduled__1", "101", "in_1", "Nordlys Old AS", "Nordlys AS")
     _mirror(store, "poweroffice_go", "103", "Bad Company", dirty=True)
-    store.log(FLOW, "scheduled__1", [{"operation": "create", "outcome": "failed", "direction": "to_invoiced",
-                                      "poweroffice_go_id": "103", "reason": "name is too long"}])
-    store.finish_run(FLOW, "scheduled__1", {"flow": FLOW, "run_id": "scheduled__1", "extracted": {}, "unchanged": {},
-                                            "by_direction": {"to_invoiced": {"created": 2, "rejected": 1},
-                                                             "to_poweroffice_go": {"updated": 1, "conflicts": 1}}})
+    store.log(
+        FLOW,
+        "scheduled__1",
+        [
+            {
+                "operation": "create",
+                "outcome": "failed",
+                "direction": "to_invoiced",
+                "poweroffice_go_id": "103",
+                "reason": "name is too long",
+            }
+        ],
+    )
+    store.finish_run(
+        FLOW,
+        "scheduled__1",
+        {
+            "flow": FLOW,
+            "run_id": "scheduled__1",
+            "extracted": {},
+            "unchanged": {},
+            "by_direction": {
+                "to_invoiced": {"created": 2, "rejected": 1},
+                "to_poweroffice_go": {"updated": 1, "conflicts": 1},
+            },
+        },
+    )
     return {"conflict": conflict}
 
 
@@ -86,11 +134,24 @@ def test_a_record_is_found_by_either_systems_id_and_by_the_start_of_its_name(con
 
 
 def test_the_record_shows_both_sides_the_merge_base_and_the_history_newest_first(console, seeded):
-    console.store.log(FLOW, "scheduled__2", [{"operation": "update", "outcome": "ok", "direction": "to_invoiced",
-                                              "poweroffice_go_id": "101", "invoiced_id": "in_1"}])
+    console.store.log(
+        FLOW,
+        "scheduled__2",
+        [
+            {
+                "operation": "update",
+                "outcome": "ok",
+                "direction": "to_invoiced",
+                "poweroffice_go_id": "101",
+                "invoiced_id": "in_1",
+            }
+        ],
+    )
     record = console.login("viewer").client.get(f"/api/record/{FLOW}/invoiced/in_1").json()
     assert record["ids"] == {"poweroffice_go": "101", "invoiced": "in_1"}
-    assert record["records"]["poweroffice_go"]["vals"] == record["records"]["invoiced"]["vals"] == {"name": "Nordlys AS"}
+    assert (
+        record["records"]["poweroffice_go"]["vals"] == record["records"]["invoiced"]["vals"] == {"name": "Nordlys AS"}
+    )
     assert record["link"]["base"] == {"name": "Nordlys AS"}
     assert [h["operation"] for h in record["history"]] == ["update", "conflict"]
     assert record["open_conflicts"] == [seeded["conflict"]]
@@ -98,8 +159,10 @@ def test_the_record_shows_both_sides_the_merge_base_and_the_history_newest_first
 
 def test_unknown_flows_systems_and_ids_get_a_404_that_names_them(console, seeded):
     client = console.login("admin").client
-    assert client.get(f"/api/record/{FLOW}/invoiced/in_404").json()["detail"] == \
-        f"no invoiced record 'in_404' in flow {FLOW}"
+    assert (
+        client.get(f"/api/record/{FLOW}/invoiced/in_404").json()["detail"]
+        == f"no invoiced record 'in_404' in flow {FLOW}"
+    )
     assert client.get(f"/api/record/{FLOW}/sap/1").status_code == 404
     assert client.get("/api/record/nope/invoiced/in_1").status_code == 404
     response = console.act("resolve", flow=FLOW, conflict_id=999999, choice="poweroffice_go")
@@ -107,13 +170,17 @@ def test_unknown_flows_systems_and_ids_get_a_404_that_names_them(console, seeded
 
 
 def test_resolving_a_conflict_records_the_decision_and_who_took_it(console, seeded):
-    response = console.login("editor").act("resolve", flow=FLOW, conflict_id=seeded["conflict"], choice="poweroffice_go")
+    response = console.login("editor").act(
+        "resolve", flow=FLOW, conflict_id=seeded["conflict"], choice="poweroffice_go"
+    )
     assert response.status_code == 200, response.text
     assert response.json()["writes"] == ["poweroffice_go", "invoiced"]
     assert console.sql("SELECT kind, field, value, actor, status FROM {s}.operator_decisions") == [
-        ("resolve", "name", "Nordlys Old AS", "editor", "pending")]
+        ("resolve", "name", "Nordlys Old AS", "editor", "pending")
+    ]
     assert console.sql("SELECT operation, outcome, actor FROM {s}.sync_log WHERE run_id = 'console'") == [
-        ("operator_resolve", "requested", "editor")]
+        ("operator_resolve", "requested", "editor")
+    ]
     assert console.client.get("/api/health").json()["flows"][0]["open_conflicts"] == 0
 
 
@@ -135,10 +202,12 @@ def test_a_conflict_with_a_newer_one_on_the_same_field_is_refused_as_stale(conso
 
 def test_a_viewer_may_read_but_any_action_is_refused_and_nothing_is_written(console, seeded):
     console.login("viewer")
-    for action, body in (("resolve", {"conflict_id": seeded["conflict"], "choice": "invoiced"}),
-                         ("retry", {"system": "poweroffice_go", "record_id": "103"}),
-                         ("unlink", {"poweroffice_go_id": "101"}),
-                         ("exclude", {"system": "poweroffice_go", "record_id": "101"})):
+    for action, body in (
+        ("resolve", {"conflict_id": seeded["conflict"], "choice": "invoiced"}),
+        ("retry", {"system": "poweroffice_go", "record_id": "103"}),
+        ("unlink", {"poweroffice_go_id": "101"}),
+        ("exclude", {"system": "poweroffice_go", "record_id": "101"}),
+    ):
         response = console.act(action, flow=FLOW, **body)
         assert response.status_code == 403, action
         assert "may not change sync_customers_company" in response.json()["detail"]
@@ -164,8 +233,12 @@ def test_unlinking_removes_the_link_and_excludes_both_records(console, seeded):
     assert console.login("admin").act("unlink", flow=FLOW, poweroffice_go_id="101").status_code == 200
     assert console.sql("SELECT poweroffice_go_id FROM {s}.links") == [("102",)]
     assert console.sql("SELECT system, record_id, actor FROM {s}.exclusions ORDER BY system") == [
-        ("invoiced", "in_1", "admin"), ("poweroffice_go", "101", "admin")]
-    assert console.sql("SELECT before FROM {s}.sync_log WHERE operation = 'operator_unlink'") == [({"name": "Nordlys AS"},)]
+        ("invoiced", "in_1", "admin"),
+        ("poweroffice_go", "101", "admin"),
+    ]
+    assert console.sql("SELECT before FROM {s}.sync_log WHERE operation = 'operator_unlink'") == [
+        ({"name": "Nordlys AS"},)
+    ]
 
 
 def test_relinking_a_record_that_is_linked_elsewhere_is_refused(console, seeded):
@@ -191,7 +264,9 @@ def test_excluding_and_including_a_record_is_logged_with_who_did_it(console, see
     assert console.act("include", flow=FLOW, system="invoiced", record_id="in_2").status_code == 200
     assert console.act("include", flow=FLOW, system="invoiced", record_id="in_2").status_code == 409
     assert console.sql("SELECT operation, actor FROM {s}.sync_log WHERE run_id = 'console' ORDER BY id") == [
-        ("operator_exclude", "editor"), ("operator_include", "editor")]
+        ("operator_exclude", "editor"),
+        ("operator_include", "editor"),
+    ]
     assert console.sql("SELECT count(*) FROM {s}.records WHERE record_id IN ('102', 'in_2') AND dirty") == [(2,)]
 
 
@@ -204,7 +279,9 @@ def test_retrying_a_rejected_record_marks_it_and_starts_the_flows_dag(console, s
 
 
 def test_an_action_must_be_sent_as_json(console, seeded):
-    response = console.login("admin").client.post("/api/actions/unlink", data={"flow": FLOW, "poweroffice_go_id": "101"})
+    response = console.login("admin").client.post(
+        "/api/actions/unlink", data={"flow": FLOW, "poweroffice_go_id": "101"}
+    )
     assert response.status_code == 415
     assert console.sql("SELECT count(*) FROM {s}.links") == [(2,)]
 

@@ -5,11 +5,11 @@ and ``viewer`` (Viewer); it loads the console through the package's ``airflow.pl
 stack's link store through the ``sync_state_default`` connection. The DAG runs happen in the test (``dag.test()``).
 Set ``CONSOLE_SCREENSHOTS=<dir>`` to keep a picture of each page (docs/img holds the ones in the docs).
 """
+
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,9 +22,18 @@ pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
 FLOW = "customers_company"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORDS = {"admin": "admin", "viewer": "viewer"}
+
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
 @pytest.fixture(scope="module")
@@ -51,27 +60,39 @@ def api_server(stack, tmp_path):
     port = free_port()
     root = Path(__file__).resolve().parents[4]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "console-browser-test-secret-" + "x" * 40,
-        "AIRFLOW__API__SECRET_KEY": "console-browser-test-key",
-        "AIRFLOW_CONN_SYNC_STATE_DEFAULT": airflow_connection_json(stack.dsn),
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "console-browser-test-secret-" + "x" * 40,
+            "AIRFLOW__API__SECRET_KEY": "console-browser-test-key",
+            "AIRFLOW_CONN_SYNC_STATE_DEFAULT": airflow_connection_json(stack.dsn),
+        }
+    )
     for command in (["db", "migrate"], ["dags", "reserialize"]):  # the DAGs in the metadata DB: Retry triggers runs
-        subprocess.run([sys.executable, "-m", "airflow", *command], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log = open(tmp_path / "api-server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", *command],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    log = open(tmp_path / "api-server.log", "wb")  # noqa: SIM115 - the server writes to it until the fixture ends
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -116,8 +137,9 @@ def _conflict(stack) -> tuple[str, str]:
     stack.sandboxes.invoiced.seed(companies=2)
     stack.run(FLOW)
     stack.run("customers_person")
-    pogo_id, inv_id = stack.sql("SELECT poweroffice_go_id, invoiced_id FROM {s}.links WHERE flow = %s "
-                                "ORDER BY poweroffice_go_id LIMIT 1", FLOW)[0]
+    pogo_id, inv_id = stack.sql(
+        "SELECT poweroffice_go_id, invoiced_id FROM {s}.links WHERE flow = %s ORDER BY poweroffice_go_id LIMIT 1", FLOW
+    )[0]
     stack.pogo.patch(f"/Customers/{pogo_id}", {"Name": "Fjellvind Old AS"})
     time.sleep(1.1)  # Invoiced stamps changes to the second: make its edit clearly the later one
     stack.invoiced.update(f"/customers/{inv_id}", {"name": "Fjellvind New AS"})
@@ -126,7 +148,8 @@ def _conflict(stack) -> tuple[str, str]:
 
 
 def test_an_admin_finds_a_conflict_resolves_it_in_the_browser_and_the_next_run_carries_it_out(
-        stack, api_server, chromium):
+    stack, api_server, chromium
+):
     pogo_id, inv_id = _conflict(stack)
     page = _login(chromium, api_server, "admin")
     # The console as the UI shows it: a page under Browse, the app in a frame.
@@ -168,11 +191,15 @@ def test_a_viewer_sees_the_health_page_but_no_actions_and_is_refused_when_acting
     page.goto(f"{api_server}/pogo-invoiced-sync/record?flow={FLOW}&system=invoiced&id={inv_id}")
     page.wait_for_selector("tr[data-conflict]")
     assert page.locator("button[data-action]").count() == 0
-    status = page.evaluate("""async (body) => (await fetch('/pogo-invoiced-sync/api/actions/unlink', {method: 'POST',
+    status = page.evaluate(
+        """async (body) => (await fetch('/pogo-invoiced-sync/api/actions/unlink', {method: 'POST',
         headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)})).status""",
-                           {"flow": FLOW, "poweroffice_go_id": pogo_id})
+        {"flow": FLOW, "poweroffice_go_id": pogo_id},
+    )
     assert status == 403
-    assert stack.sql("SELECT count(*) FROM {s}.links WHERE flow = %s AND poweroffice_go_id = %s", FLOW, pogo_id) == [(1,)]
+    assert stack.sql("SELECT count(*) FROM {s}.links WHERE flow = %s AND poweroffice_go_id = %s", FLOW, pogo_id) == [
+        (1,)
+    ]
 
 
 def test_retry_now_in_the_browser_marks_the_record_and_queues_a_run_of_the_flows_dag(stack, api_server, chromium):
@@ -187,6 +214,9 @@ def test_retry_now_in_the_browser_marks_the_record_and_queues_a_run_of_the_flows
     assert "run manual__" in page.inner_text("#message"), page.inner_text("#message")
     assert stack.sql("SELECT dirty FROM {s}.records WHERE flow = %s AND record_id = %s", FLOW, pogo_id) == [(True,)]
     token = requests.post(f"{api_server}/auth/token", json={"username": "admin", "password": "admin"}, timeout=10)
-    runs = requests.get(f"{api_server}/api/v2/dags/sync_{FLOW}/dagRuns", timeout=10,
-                        headers={"Authorization": f"Bearer {token.json()['access_token']}"}).json()["dag_runs"]
+    runs = requests.get(
+        f"{api_server}/api/v2/dags/sync_{FLOW}/dagRuns",
+        timeout=10,
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    ).json()["dag_runs"]
     assert [(r["run_type"], r["triggering_user_name"]) for r in runs] == [("manual", "admin")]

@@ -1,4 +1,5 @@
 """Operator decisions taken in the console, carried out by the DAGs (``dag.test()``) against the sandboxes."""
+
 from __future__ import annotations
 
 import time
@@ -41,7 +42,7 @@ def test_a_conflict_resolved_for_the_losing_side_is_carried_out_by_the_next_run(
 
 
 def test_a_resolution_is_closed_by_the_run_that_finds_both_sides_holding_its_value(stack, console_on_stack):
-    pogo_id, inv_id, conflict = _conflict(stack)
+    _pogo_id, inv_id, conflict = _conflict(stack)
     console_on_stack.act("resolve", flow=FLOW, conflict_id=conflict, choice="value", value="Chosen Name AS")
     stack.run(FLOW)
     writes = stack.writes()
