@@ -44,3 +44,8 @@ bench: install ## Benchmark the initial sync and a no-change run against the API
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+.PHONY: celery
+CELERY_TENANTS ?= default
+celery: install ## CeleryExecutor on 127.0.0.1 (Redis broker, 2 workers): run every flow of CELERY_TENANTS once, then stop
+	$(PY) tools/celery_stack.py run --tenants $(CELERY_TENANTS)
