@@ -1,1 +1,0 @@
-"""Two-way sync of PowerOffice Go and Invoiced for Apache Airflow: hooks, sync engine, operators, DAG factory."""

@@ -1,1 +1,0 @@
-"""The operator's console: an Airflow UI plugin over the link store (health, records, operator actions)."""

@@ -1,1 +1,0 @@
-"""The sync engine: mappings, link store and the extract/map/reconcile/upsert steps, free of Airflow."""
