@@ -14,6 +14,8 @@ def auth_manager(monkeypatch, airflow_db):
         "AIRFLOW__CORE__AUTH_MANAGER", "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
     )
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", USERS)
+    # A key of 64 bytes, as a real deployment needs: shorter ones make every token warn (InsecureKeyLengthWarning).
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "console-test-secret-" + "x" * 44)
     from airflow.api_fastapi.app import init_auth_manager
 
     return init_auth_manager()

@@ -46,9 +46,9 @@ def _linked(store, pairs: dict[str, str]) -> None:
                 for i in ids
             ],
         )
-    store.complete(
-        FLOW, "seed", links=[{"poweroffice_go_id": p, "invoiced_id": i, "base": {}} for p, i in pairs.items()]
-    )
+    from pogo_invoiced_sync.engine.model import Completion, LinkWrite
+
+    store.complete(FLOW, "seed", Completion(links=[LinkWrite(p, i, {}) for p, i in pairs.items()]))
 
 
 @pytest.fixture
