@@ -21,6 +21,13 @@ sandbox: install ## Run both API sandboxes in the foreground on 127.0.0.1
 test: install ## Run the test suite (needs PostgreSQL: uses $$SYNC_STATE_DSN, or 127.0.0.1:5432, or starts an embedded one)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+LINT_PATHS := plugins dags
+.PHONY: lint
+lint: install ## Lint, format check and type check (ruff, mypy; configured in pyproject.toml); CI runs it before the tests
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+
 SOAK_SECONDS ?= 600
 SOAK_SEED ?= random
 soak: install ## Convergence soak: users edit both systems while the flows run under faults; SOAK_SEED=<seed> replays one
