@@ -102,7 +102,7 @@ def _run(op, context) -> tuple[float, object, str | None]:
     started = time.perf_counter()
     try:
         result = op.execute(context)
-    except Exception as exc:  # noqa: BLE001 - recorded in the results, the run stops after this stage
+    except Exception as exc:  # recorded in the results, the run stops after this stage
         return round(time.perf_counter() - started, 3), None, f"{type(exc).__name__}: {exc}"
     return round(time.perf_counter() - started, 3), result, None
 
