@@ -21,6 +21,14 @@ sandbox: install ## Run both API sandboxes in the foreground on 127.0.0.1
 test: install ## Run the test suite (needs PostgreSQL: uses $$SYNC_STATE_DSN, or 127.0.0.1:5432, or starts an embedded one)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The package is linted, formatted and type-checked; the benchmark and the sandboxes are linted only.
+PACKAGE_PATHS := plugins dags
+.PHONY: lint
+lint: install ## Lint, format check and type check (ruff, mypy; configured in pyproject.toml); CI runs it before the tests
+	$(VENV)/bin/ruff check $(PACKAGE_PATHS) bench sandboxes
+	$(VENV)/bin/ruff format --check $(PACKAGE_PATHS)
+	$(VENV)/bin/mypy
+
 SOAK_SECONDS ?= 600
 SOAK_SEED ?= random
 soak: install ## Convergence soak: users edit both systems while the flows run under faults; SOAK_SEED=<seed> replays one

@@ -4,8 +4,8 @@
 
 Seeds a schema of its own (dropped afterwards) with set-based SQL: N linked pairs (2N mirror rows), a create row per
 pair in the sync log, one conflict per 100 pairs, one rejected record per 1,000, waiting records, 500 runs with
-summaries, and a full-refresh run with drift rows, then vacuums (autovacuum's steady state). Then times every query the pages make (median of 7, after a warm-up)
-through the same ``ConsoleStore`` the plugin uses.
+summaries, and a full-refresh run with drift rows, then vacuums (autovacuum's steady state). Then times every query
+the pages make (median of 7, after a warm-up) through the same ``ConsoleStore`` the plugin uses.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ for path in (ROOT / "plugins", ROOT):
 import psycopg  # noqa: E402
 
 from pogo_invoiced_sync.console.store import ConsoleStore  # noqa: E402
-from pogo_invoiced_sync.engine.link_store import LinkStore  # noqa: E402
 from pogo_invoiced_sync.engine.flow_mapping import load_all  # noqa: E402
+from pogo_invoiced_sync.engine.link_store import LinkStore  # noqa: E402
 
 FLOW = "customers_company"
 
@@ -36,7 +36,8 @@ SELECT %(flow)s, sys, CASE WHEN sys = 'poweroffice_go' THEN (1000000 + n)::text 
        n %% 997 = 0, now() - (n || ' seconds')::interval
 FROM generate_series(1, %(n)s) n, unnest(ARRAY['poweroffice_go', 'invoiced']) sys;
 INSERT INTO {s}.links (flow, poweroffice_go_id, invoiced_id, base)
-SELECT %(flow)s, (1000000 + n)::text, 'in_' || n, jsonb_build_object('name', 'Company ' || lpad(n::text, 6, '0') || ' AS')
+SELECT %(flow)s, (1000000 + n)::text, 'in_' || n,
+       jsonb_build_object('name', 'Company ' || lpad(n::text, 6, '0') || ' AS')
 FROM generate_series(1, %(n)s) n;
 INSERT INTO {s}.runs (flow, run_id, params, summary, started_at, finished_at)
 SELECT %(flow)s, 'scheduled__' || r, CASE WHEN r = 480 THEN '{{"full_refresh": true}}'::jsonb ELSE '{{}}' END,
@@ -48,13 +49,15 @@ INSERT INTO {s}.sync_log (run_id, flow, direction, operation, outcome, reason, p
 SELECT 'scheduled__' || (1 + n %% 500), %(flow)s, 'to_invoiced', 'create', 'ok', NULL, (1000000 + n)::text, 'in_' || n,
        jsonb_build_object('name', 'Company ' || n)
 FROM generate_series(1, %(n)s) n;
-INSERT INTO {s}.sync_log (run_id, flow, direction, operation, outcome, reason, poweroffice_go_id, invoiced_id, before, after)
+INSERT INTO {s}.sync_log (run_id, flow, direction, operation, outcome, reason, poweroffice_go_id, invoiced_id,
+                          before, after)
 SELECT 'scheduled__' || (1 + n %% 500), %(flow)s, 'to_poweroffice_go', 'conflict', 'ok',
        'name: both sides changed since the last sync; invoiced wins', (1000000 + n)::text, 'in_' || n,
        jsonb_build_object('name', 'Old ' || n), jsonb_build_object('name', 'Company ' || lpad(n::text, 6, '0') || ' AS')
 FROM generate_series(100, %(n)s, 100) n;
 INSERT INTO {s}.sync_log (run_id, flow, direction, operation, outcome, reason, poweroffice_go_id, invoiced_id)
-SELECT 'scheduled__500', %(flow)s, 'to_invoiced', 'update', 'failed', 'name is too long', (1000000 + n)::text, 'in_' || n
+SELECT 'scheduled__500', %(flow)s, 'to_invoiced', 'update', 'failed', 'name is too long', (1000000 + n)::text,
+       'in_' || n
 FROM generate_series(1000, %(n)s, 1000) n;
 INSERT INTO {s}.sync_log (run_id, flow, direction, operation, outcome, reason, poweroffice_go_id, invoiced_id)
 SELECT 'scheduled__' || (1 + n %% 500), %(flow)s, 'to_invoiced', 'wait', 'waiting', 'customer not linked yet',
@@ -104,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             log_rows = cur.fetchone()[0]
         mid = args.links // 2
         cases = {
-            "health (one flow: last run, links, open conflicts, failures, waiting, drift)": lambda: console.health(FLOW),
+            "health (one flow: last run, links, open conflicts, failures, waiting, drift)": (
+                lambda: console.health(FLOW)),
             "chart (runs of the last 14 days)": lambda: console.runs_chart(FLOW),
             "list open conflicts (first page)": lambda: console.listing("conflicts", FLOW),
             "list failures of the last run": lambda: console.listing("failures", FLOW, "scheduled__500"),
@@ -115,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             "search by Invoiced id": lambda: console.search(f"in_{mid}"),
             "search by name prefix": lambda: console.search(f"company {mid:06d}"[:12]),
             "record page (pair, mirror, decisions, history)": lambda: console.record(FLOW, "invoiced", f"in_{mid}"),
-            "resolve preview (checks, no write)": lambda: console.resolve(FLOW, _conflict_id(console, mid), "poweroffice_go",
-                                                                          actor="bench", preview=True),
+            "resolve preview (checks, no write)": lambda: console.resolve(
+                FLOW, _conflict_id(console, mid), "poweroffice_go", actor="bench", preview=True),
         }
         print(f"| query ({args.links:,} links, {log_rows:,} sync-log rows) | median ms |")
         print("|---|---|")

@@ -129,8 +129,10 @@ def link_counts(dsn: str) -> dict:
     import psycopg
 
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute("SELECT flow, count(*) FROM pogo_invoiced_sync.links GROUP BY flow ORDER BY flow").fetchall()
-    return {flow: count for flow, count in rows}
+        rows = conn.execute(
+            "SELECT flow, count(*) FROM pogo_invoiced_sync.links GROUP BY flow ORDER BY flow"
+        ).fetchall()
+    return dict(rows)
 
 
 # -- floor -------------------------------------------------------------------------------------------------------
@@ -172,7 +174,7 @@ def run_size(n: int, server_dsn: str, naive_sample: int) -> dict:
         conn.execute(f'CREATE DATABASE "{dbname}"')
     dsn = with_database(server_dsn, dbname)
     process = SandboxProcess(log_path=workdir / "sandbox.log").start()
-    result: dict = {"n": n, "date": dt.date.today().isoformat(), "machine": machine(server_dsn)}
+    result: dict = {"n": n, "date": dt.datetime.now().astimezone().date().isoformat(), "machine": machine(server_dsn)}
     try:
         log(f"N={n}: calibrating the sandboxes (no added latency)")
         process.reset()
@@ -192,7 +194,7 @@ def run_size(n: int, server_dsn: str, naive_sample: int) -> dict:
         result["initial"] = run_phase("initial", env, workdir, timeout)
         result["initial"]["api"] = counters(process)
         result["initial"]["links"] = link_counts(dsn)
-        log(f"N={n}: initial sync {result['initial']['wall_seconds'] if 'wall_seconds' in result['initial'] else '?'} s")
+        log(f"N={n}: initial sync {result['initial'].get('wall_seconds', '?')} s")
 
         clear_counters(process)
         log(f"N={n}: no-change run")
@@ -231,7 +233,8 @@ def machine(server_dsn: str) -> dict:
                 if line.startswith("model name")), platform.processor())
     with psycopg.connect(server_dsn) as conn:
         pg = conn.execute("SHOW server_version").fetchone()[0]
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                         text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "plugins"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
     return {"nproc": os.cpu_count(), "cpu": cpu,
@@ -358,8 +361,9 @@ def detail(r: dict) -> str:
     out += [SUMMARY_HEAD, summary_row(r), "",
             f"Seeded PowerOffice Go: {r['seeded']['companies']:,} companies, {r['seeded']['persons']:,} persons, "
             f"{r['seeded']['sales_orders']:,} sales orders. Links after the initial sync: {ini.get('links')}.", "",
-            "**Floor**: PowerOffice Go {pc} calls ({pc20} at PageSize 20,000) / 10 rps = {tp} s; Invoiced {ic:,} calls × "
-            "(50 ms + S) / 20 in flight = {ti:,} s; floor = {fs:,} s. At the hook's 19 in flight: {f19:,} s. "
+            "**Floor**: PowerOffice Go {pc} calls ({pc20} at PageSize 20,000) / 10 rps = {tp} s; "
+            "Invoiced {ic:,} calls × (50 ms + S) / 20 in flight = {ti:,} s; floor = {fs:,} s. "
+            "At the hook's 19 in flight: {f19:,} s. "
             "The sandbox's own capacity (no latency, 19 in flight, {cap} creates/s) alone would take {capt:,} s."
             .format(pc=fl["pogo_calls"], pc20=fl["pogo_calls_at_20000"], tp=fl["t_pogo"], ic=fl["invoiced_calls"],
                     ti=fl["t_invoiced"], fs=fl["seconds"], f19=fl["seconds_at_19_in_flight"],
@@ -368,7 +372,7 @@ def detail(r: dict) -> str:
             + "; ".join(f"{k.removesuffix('_ms')} {v['mean']} / {v['median']} / {v['p90']}"
                         for k, v in cal.items() if isinstance(v, dict)), ""]
     if not ini.get("failure"):
-        out += ["### Initial sync: API calls by kind", ""] + _calls_table(ini["api"]) + [""]
+        out += ["### Initial sync: API calls by kind", "", *_calls_table(ini["api"]), ""]
         out += ["### Initial sync: tasks", "", "| flow | task | s | link store s | peak RSS MiB | API calls |",
                 "|---|---|---|---|---|---|"]
         for t in ini["tasks"]:
@@ -377,7 +381,8 @@ def detail(r: dict) -> str:
             out.append(f"| {t['flow']} | {t['task']} | {t['seconds']:,.1f} | {t['store_seconds']:,.1f} "
                        f"| {t['peak_rss_mib']:,.0f} | {calls} |")
         out += ["", f"Link store total {ini['store_seconds']:,.1f} s; by method (s, calls): "
-                + ", ".join(f"{k} {v['seconds']:.1f} ({v['calls']})" for k, v in list(ini["store_by_method"].items())[:10]),
+                + ", ".join(f"{k} {v['seconds']:.1f} ({v['calls']})"
+                            for k, v in list(ini["store_by_method"].items())[:10]),
                 f"Sync process: imports {ini['import_seconds']} s, RSS after imports {ini['baseline_rss_mib']} MiB, "
                 f"peak {ini['peak_rss_mib']} MiB.", ""]
     out += _nochange_section("No-change run right after the initial sync", no)
@@ -397,16 +402,16 @@ def detail(r: dict) -> str:
 def _nochange_section(title: str, run: dict) -> list[str]:
     out = [f"### {title}: API calls by kind", ""]
     if run.get("failure"):
-        return out + [f"**failed**: {run['failure']}", ""]
-    out += _calls_table(run["api"]) + ["", "| flow | task | s | link store s | API calls |", "|---|---|---|---|---|"]
+        return [*out, f"**failed**: {run['failure']}", ""]
+    out += [*_calls_table(run["api"]), "", "| flow | task | s | link store s | API calls |", "|---|---|---|---|---|"]
     for t in run["tasks"]:
         if t["seconds"] >= 0.05 or "extract" in t["task"]:
             api = (t["result"] or {}).get("api") if isinstance(t["result"], dict) else None
             out.append(f"| {t['flow']} | {t['task']} | {t['seconds']:,.1f} | {t['store_seconds']:,.1f} "
                        f"| {api.get('calls_total') if api else ''} |")
     writes = run["api"]["poweroffice_go"]["writes"] + run["api"]["invoiced"]["writes"]
-    return out + ["", f"Wall {run['wall_seconds']:,.1f} s, link store {run['store_seconds']:,.1f} s, peak RSS "
-                  f"{run['peak_rss_mib']:,.0f} MiB, **{writes} writes** (tasks under 0.05 s left out).", ""]
+    return [*out, "", f"Wall {run['wall_seconds']:,.1f} s, link store {run['store_seconds']:,.1f} s, peak RSS "
+            f"{run['peak_rss_mib']:,.0f} MiB, **{writes} writes** (tasks under 0.05 s left out).", ""]
 
 
 def write_results(r: dict) -> Path:

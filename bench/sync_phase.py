@@ -2,14 +2,16 @@
 
 Each flow's tasks are the package's operators, called through ``execute(context)`` in DAG order with a minimal
 context (``run_id`` and ``params``), with the DAG's parallelism: both extracts together → map → reconcile → both
-upserts together → report; flows in the order customers_company, customers_person, salesorders_invoices (the invoice flow depends on
-both customer flows). No scheduler, no task runner: what is measured is the engine, the hooks and the link store.
+upserts together → report; flows in the order customers_company, customers_person, salesorders_invoices (the
+invoice flow depends on both customer flows). No scheduler, no task runner: what is measured is the engine, the
+hooks and the link store.
 The connections come from AIRFLOW_CONN_* variables set by ``bench/run.py``.
 
 Usage (by bench/run.py): ``python bench/sync_phase.py OUT.json LABEL``; prints nothing, writes OUT.json.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -33,13 +35,14 @@ def main(out_path: str, label: str) -> int:
     sampler = RssSampler().start()
     logging.basicConfig(level=logging.WARNING)
     import_started = time.perf_counter()
-    from pogo_invoiced_sync.engine.link_store import LinkStore
-    from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO
-    from pogo_invoiced_sync.operators import sync
-    # Imported here, not in two threads of a stage at once (a concurrent first import can see a half-made module).
-    import pogo_invoiced_sync.hooks.invoiced  # noqa: F401
-    import pogo_invoiced_sync.hooks.poweroffice_go  # noqa: F401
     from airflow.providers.postgres.hooks.postgres import PostgresHook  # noqa: F401
+
+    # Imported here, not in two threads of a stage at once (a concurrent first import can see a half-made module).
+    import pogo_invoiced_sync.hooks.invoiced
+    import pogo_invoiced_sync.hooks.poweroffice_go  # noqa: F401
+    from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO
+    from pogo_invoiced_sync.engine.link_store import LinkStore
+    from pogo_invoiced_sync.operators import sync
 
     times = StoreTimes()
     # Every LinkStore the operators open goes through the timing proxy (migrate() and connecting included).
@@ -68,8 +71,8 @@ def main(out_path: str, label: str) -> int:
             sampler.mark()
             stage_started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=len(stage)) as pool:
-                outcomes = list(pool.map(lambda op: _run(op, context), stage))
-            for op, (seconds, result, error) in zip(stage, outcomes):
+                outcomes = list(pool.map(_run, stage, itertools.repeat(context)))
+            for op, (seconds, result, error) in zip(stage, outcomes, strict=True):
                 failure = failure or (f"{flow}.{op.task_id}: {error}" if error else None)
                 # Link-store time and peak memory are per stage: tasks of a stage share them.
                 tasks.append({"flow": flow, "task": op.task_id, "seconds": seconds,
@@ -99,7 +102,7 @@ def _run(op, context) -> tuple[float, object, str | None]:
     started = time.perf_counter()
     try:
         result = op.execute(context)
-    except Exception as exc:  # noqa: BLE001 - recorded in the results, the run stops after this stage
+    except Exception as exc:  # recorded in the results, the run stops after this stage
         return round(time.perf_counter() - started, 3), None, f"{type(exc).__name__}: {exc}"
     return round(time.perf_counter() - started, 3), result, None
 

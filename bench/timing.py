@@ -133,7 +133,7 @@ class RssSampler:
         while not self._stop.wait(self.interval):
             self._peak = max(self._peak, rss_mib())
 
-    def start(self) -> "RssSampler":
+    def start(self) -> RssSampler:
         self._thread.start()
         return self
 

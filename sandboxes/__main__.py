@@ -71,7 +71,8 @@ async def serve(settings: SandboxSettings, seed: dict | None, ready_file: str | 
     )
     if ready_file:
         with open(ready_file, "w") as handle:
-            json.dump({"pid": os.getpid(), "pogo_port": settings.pogo_port, "invoiced_port": settings.invoiced_port}, handle)
+            ports = {"pogo_port": settings.pogo_port, "invoiced_port": settings.invoiced_port}
+            json.dump({"pid": os.getpid(), **ports}, handle)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,6 +1,7 @@
 """Start the sandboxes as a child process and drive their admin surface (tests, benchmarks, the demo)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -94,7 +95,7 @@ class SandboxProcess:
     def invoiced_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.invoiced_port}"
 
-    def start(self, timeout: float = 30.0) -> "SandboxProcess":
+    def start(self, timeout: float = 30.0) -> SandboxProcess:
         """Start the child and wait until both ports answer."""
         ready = Path(tempfile.mkdtemp()) / "ready.json"
         env = {**os.environ,
@@ -104,12 +105,14 @@ class SandboxProcess:
                "POGO_SANDBOX_CLIENT_KEY": self.settings.pogo_client_key,
                "POGO_SANDBOX_SUBSCRIPTION_KEY": self.settings.pogo_subscription_key,
                "INVOICED_SANDBOX_API_KEY": self.settings.invoiced_api_key}
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         root = Path(__file__).resolve().parent.parent
         args = [sys.executable, "-m", "sandboxes", "--ready-file", str(ready)]
         if self.state_file:
             args += ["--state-file", str(self.state_file)]
-        self.proc = subprocess.Popen(args, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # The child keeps its own copy of the log file's descriptor; ours is closed once it has started.
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(open(self.log_path, "ab")) if self.log_path else subprocess.DEVNULL
+            self.proc = subprocess.Popen(args, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -27,7 +27,7 @@ class SandboxSettings:
     host: str = "127.0.0.1"
 
     @classmethod
-    def from_env(cls, environ: dict | None = None) -> "SandboxSettings":
+    def from_env(cls, environ: dict | None = None) -> SandboxSettings:
         """Read the ``*_SANDBOX_*`` variables, falling back to the defaults above."""
         env = {**DEFAULTS, **{k: v for k, v in (environ or os.environ).items() if k in DEFAULTS}}
         return cls(

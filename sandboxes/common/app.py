@@ -195,11 +195,13 @@ def build_app(service: Service) -> web.Application:
                 _drop(request)
             counters.record(key, response.status)
             if in_scope and faults.roll(faults.malformed_rate):
-                return web.Response(status=200, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+                return web.Response(
+                    status=200, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
             if in_scope and faults.rewrites() and isinstance(response, web.Response) and response.body \
                     and (response.content_type or "").endswith("json"):
                 data = faults.rewrite(json.loads(response.body))
-                headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+                headers = {k: v for k, v in response.headers.items()
+                           if k.lower() not in ("content-length", "content-type")}
                 response = json_body(data, response.status, headers)
             listed = service.list_page(request) if request.method == "GET" and state["between_pages"].triggers else None
             steps = state["between_pages"].take(*listed) if listed else None

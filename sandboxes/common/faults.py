@@ -43,7 +43,7 @@ class Faults:
         self._pattern = re.compile(self.path_pattern) if self.path_pattern else None
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Faults":
+    def from_dict(cls, data: dict) -> Faults:
         """Build from an admin request body, refusing unknown keys."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names

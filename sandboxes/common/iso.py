@@ -1,5 +1,7 @@
 """ISO 3166-1 alpha-2 country codes, which both services check the same way."""
 
+from __future__ import annotations
+
 # Officially assigned codes (249).
 COUNTRY_CODES = frozenset("""
 AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ

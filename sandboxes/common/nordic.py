@@ -13,15 +13,18 @@ FIRST_NAMES = {
     "FI": ["Mikko", "Aino", "Juha", "Liisa", "Antti", "Helmi", "Eero", "Sanna"],
 }
 LAST_NAMES = {
-    "NO": ["Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen", "Kristiansen", "Bakken", "Haugen", "Dahl", "Sæther"],
+    "NO": ["Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen", "Kristiansen", "Bakken", "Haugen",
+           "Dahl", "Sæther"],
     "SE": ["Andersson", "Johansson", "Karlsson", "Nilsson", "Eriksson", "Larsson", "Lindqvist", "Bergström"],
     "DK": ["Jensen", "Nielsen", "Hansen", "Pedersen", "Christensen", "Rasmussen", "Sørensen", "Madsen"],
     "FI": ["Korhonen", "Virtanen", "Mäkinen", "Nieminen", "Mäkelä", "Hämäläinen", "Laine", "Heikkinen"],
 }
 CITIES = {
     "NO": [("Oslo", "0150"), ("Bergen", "5003"), ("Trondheim", "7010"), ("Stavanger", "4006"), ("Tromsø", "9008"),
-           ("Drammen", "3015"), ("Kristiansand", "4610"), ("Ålesund", "6002"), ("Bodø", "8006"), ("Lillehammer", "2609")],
-    "SE": [("Stockholm", "111 52"), ("Göteborg", "411 05"), ("Malmö", "211 20"), ("Uppsala", "753 20"), ("Linköping", "582 24")],
+           ("Drammen", "3015"), ("Kristiansand", "4610"), ("Ålesund", "6002"), ("Bodø", "8006"),
+           ("Lillehammer", "2609")],
+    "SE": [("Stockholm", "111 52"), ("Göteborg", "411 05"), ("Malmö", "211 20"), ("Uppsala", "753 20"),
+           ("Linköping", "582 24")],
     "DK": [("København", "1050"), ("Aarhus", "8000"), ("Odense", "5000"), ("Aalborg", "9000")],
     "FI": [("Helsinki", "00100"), ("Espoo", "02100"), ("Tampere", "33100"), ("Turku", "20100")],
 }
@@ -31,9 +34,10 @@ STREETS = {
     "DK": ["Strøget", "Vesterbrogade", "Nørregade", "Algade"],
     "FI": ["Mannerheimintie", "Aleksanterinkatu", "Hämeenkatu", "Puistokatu"],
 }
-COMPANY_WORDS = ["Fjord", "Nord", "Viking", "Polar", "Aurora", "Bris", "Fjell", "Skog", "Havbris", "Kyst", "Midnatt", "Lys",
-                 "Stein", "Elv", "Vinter", "Furu", "Tind", "Bølge", "Måke", "Ulv"]
-COMPANY_TRADES = ["Bygg", "Regnskap", "Transport", "Data", "Eiendom", "Konsult", "Marin", "Energi", "Design", "Mat", "Elektro", "Verksted"]
+COMPANY_WORDS = ["Fjord", "Nord", "Viking", "Polar", "Aurora", "Bris", "Fjell", "Skog", "Havbris", "Kyst", "Midnatt",
+                 "Lys", "Stein", "Elv", "Vinter", "Furu", "Tind", "Bølge", "Måke", "Ulv"]
+COMPANY_TRADES = ["Bygg", "Regnskap", "Transport", "Data", "Eiendom", "Konsult", "Marin", "Energi", "Design", "Mat",
+                  "Elektro", "Verksted"]
 COMPANY_FORMS = {"NO": "AS", "SE": "AB", "DK": "ApS", "FI": "Oy"}
 CURRENCY = {"NO": "NOK", "SE": "SEK", "DK": "DKK", "FI": "EUR"}
 COUNTRY_WEIGHTS = [("NO", 70), ("SE", 12), ("DK", 10), ("FI", 8)]
@@ -73,7 +77,8 @@ def company(seed: int, index: int) -> dict:
     country = _country(rng)
     name = f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_TRADES)} {COMPANY_FORMS[country]}"
     if index >= len(COMPANY_WORDS) * len(COMPANY_TRADES):
-        name = f"{rng.choice(COMPANY_WORDS)}{rng.choice(COMPANY_WORDS).lower()} {rng.choice(COMPANY_TRADES)} {index} {COMPANY_FORMS[country]}"
+        first, second = rng.choice(COMPANY_WORDS), rng.choice(COMPANY_WORDS).lower()
+        name = f"{first}{second} {rng.choice(COMPANY_TRADES)} {index} {COMPANY_FORMS[country]}"
     domain = _ascii(name.rsplit(" ", 1)[0]) + f"{index}.example"
     return {"name": name, "organization_number": str(900000000 + rng.randrange(99999999)),
             "email": f"post@{domain}", "phone": f"+47 {rng.randint(20000000, 99999999)}",
@@ -95,7 +100,8 @@ def contact_person(seed: int, index: int) -> dict:
     rng = _rng(seed, "contact", index)
     first, last = rng.choice(FIRST_NAMES["NO"]), rng.choice(LAST_NAMES["NO"])
     return {"first_name": first, "last_name": last, "title": rng.choice(TITLES),
-            "email": f"{_ascii(first)}.{_ascii(last)}{index}@example.com", "phone": f"+47 {rng.randint(90000000, 99999999)}"}
+            "email": f"{_ascii(first)}.{_ascii(last)}{index}@example.com",
+            "phone": f"+47 {rng.randint(90000000, 99999999)}"}
 
 
 def order_lines(seed: int, index: int) -> list[dict]:

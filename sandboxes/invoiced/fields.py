@@ -27,7 +27,7 @@ def text(key: str, value, max_length: int | None = None, required: bool = False)
         if required:
             raise bad_request(f"{label(key)} is missing", key)
         return None
-    if isinstance(value, bool) or isinstance(value, (dict, list)):
+    if isinstance(value, (bool, dict, list)):
         raise bad_request(f"{label(key)} must be a string of the proper length", key)
     value = str(value)
     if max_length is not None and len(value) > max_length:

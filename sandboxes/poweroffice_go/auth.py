@@ -19,7 +19,7 @@ def _b64(data: dict) -> str:
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
     """Return ``(application key, client key)`` from a Basic header, or None when it is absent or malformed."""
-    if not header or not header[:6].lower() == "basic ":
+    if not header or header[:6].lower() != "basic ":
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")

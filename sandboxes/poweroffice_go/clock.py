@@ -5,7 +5,7 @@ import datetime as dt
 import re
 import time
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _PARSE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?",
     re.IGNORECASE,
@@ -28,7 +28,7 @@ def parse_timestamp(text: str) -> str | None:
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     try:
         moment = dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
-                             int((fraction or "0")[:6].ljust(6, "0")))
+                             int((fraction or "0")[:6].ljust(6, "0")), tzinfo=dt.UTC)
     except ValueError:
         return None
     if offset and offset.upper() != "Z":
@@ -38,7 +38,7 @@ def parse_timestamp(text: str) -> str | None:
         if hours > 14 or minutes > 59:
             return None
         moment -= sign * dt.timedelta(hours=hours, minutes=minutes)
-    return (moment.replace(tzinfo=dt.timezone.utc)).isoformat(timespec="microseconds")
+    return moment.isoformat(timespec="microseconds")
 
 
 class Clock:
@@ -55,4 +55,4 @@ class Clock:
 
     def today(self) -> str:
         """Return today's date (UTC) as ``YYYY-MM-DD``."""
-        return dt.datetime.now(dt.timezone.utc).date().isoformat()
+        return dt.datetime.now(dt.UTC).date().isoformat()

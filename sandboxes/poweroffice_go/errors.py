@@ -18,9 +18,9 @@ _TYPES = {
     503: "https://tools.ietf.org/html/rfc7231#section-6.6.4",
     504: "https://tools.ietf.org/html/rfc7231#section-6.6.5",
 }
-_DEFAULT_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Object(s) not found", 405: "Method Not Allowed",
-                   409: "Conflict", 415: "Unsupported Media Type", 500: "Internal Server Error",
-                   502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+_DEFAULT_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Object(s) not found",
+                   405: "Method Not Allowed", 409: "Conflict", 415: "Unsupported Media Type",
+                   500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 APIM_MISSING_KEY = ("Access denied due to missing subscription key. Make sure to include subscription key when making "
                     "requests to an API.")

@@ -7,17 +7,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from typing import ClassVar
 
 from aiohttp import web
 
 from sandboxes.common.app import json_body
 from sandboxes.common.limits import RequestsPerSecond
 from sandboxes.poweroffice_go import auth, errors, seeding
-from sandboxes.poweroffice_go.errors import ApiError, not_found
 from sandboxes.poweroffice_go.clock import format_micros
+from sandboxes.poweroffice_go.errors import ApiError, not_found
 from sandboxes.poweroffice_go.listing import Page, Query
-from sandboxes.poweroffice_go.store import (CONTACT_PERSON_PROPERTIES, CUSTOMER_PROPERTIES, SALES_ORDER_PROPERTIES,
-                                            Store)
+from sandboxes.poweroffice_go.store import CONTACT_PERSON_PROPERTIES, CUSTOMER_PROPERTIES, SALES_ORDER_PROPERTIES, Store
 from sandboxes.settings import SandboxSettings
 
 DEFAULT_CONFIG = {"token_ttl_seconds": 1200, "rate_limit_per_second": 10, "invalid_privileges": []}
@@ -168,12 +168,13 @@ class PowerOfficeGoService:
         """Serve every path through one case-insensitive dispatcher (the admin routes are registered first)."""
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
-    _LISTS = {"customers": "customers", "salesorders": "sales_orders", "contactpersons": "contact_persons"}
+    _LISTS: ClassVar[dict[str, str]] = {
+        "customers": "customers", "salesorders": "sales_orders", "contactpersons": "contact_persons"}
 
     def list_page(self, request: web.Request) -> tuple[str, int] | None:
         """``(entity, page number)`` of a list request, for edits landed between pages."""
         tail = request.path.rstrip("/").lower()
-        if not (tail.startswith("/v2/") or tail.startswith("/demo/v2/")):
+        if not tail.startswith(("/v2/", "/demo/v2/")):
             return None
         entity = self._LISTS.get(tail.rsplit("/v2/", 1)[1])
         if entity is None:

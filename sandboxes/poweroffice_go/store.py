@@ -340,7 +340,7 @@ class Store:
         view["MailAddress"] = ({k: current["MailAddress"].get(k) for k in F.CONTACT_ADDRESS_FIELDS} if had_address
                                else None)
         patched = _patch(view, operations, F.CUSTOMER_PATCH, "CustomerPatchDto", CUSTOMER_TITLE)
-        empty = {k: None for k in F.CONTACT_ADDRESS_FIELDS}
+        empty = dict.fromkeys(F.CONTACT_ADDRESS_FIELDS)
         patched["MailAddress"] = {**empty, **(patched["MailAddress"] or {})}
         view["MailAddress"] = view["MailAddress"] or empty
         for name in ("InvoiceDeliveryType", "ReminderDeliveryType", "NoticeOfDebtCollectionDeliveryType"):
@@ -641,7 +641,7 @@ class Store:
             lines.append(self.priced_line(line, customer))
         if errors:
             raise ApiError(400, SALES_ORDER_TITLE, " ".join(errors))
-        return sorted(lines, key=lambda l: l["SortOrder"])
+        return sorted(lines, key=lambda line: line["SortOrder"])
 
     @staticmethod
     def priced_line(line: dict, customer: dict) -> dict:
@@ -661,8 +661,8 @@ class Store:
     @staticmethod
     def order_totals(lines: list[dict]) -> dict:
         """Header amounts summed from the lines."""
-        return {"NetAmount": round(sum(l["NetAmount"] for l in lines), 2),
-                "TotalAmount": round(sum(l["TotalAmount"] for l in lines), 2), "LineCount": len(lines)}
+        return {"NetAmount": round(sum(line["NetAmount"] for line in lines), 2),
+                "TotalAmount": round(sum(line["TotalAmount"] for line in lines), 2), "LineCount": len(lines)}
 
     def _count_order(self, customer_id: int, delta: int) -> None:
         self.orders_of_customer[customer_id] = self.orders_of_customer.get(customer_id, 0) + delta

@@ -35,6 +35,8 @@ NOT_RUN = {
     r"make screenshot": "rewrites docs/img/airflow-dags.png after waiting for scheduled runs; its browser login "
                         "is what tests/docs/test_ui_connections.py does",
     r"make install": "every make target runs it first; the stack fixture's make demo does",
+    r"\.venv/bin/pre-commit install": "writes a git hook into the reader's clone (the docs check's copy has no .git); "
+                                     "tests/toolchain runs the hooks it installs",
     r"make soak": "ten minutes of load with a random seed; its 30 s fixed-seed run is part of the suite (tests/soak)",
     r"AIRFLOW_CONN_\w+='.*<.*": "real credentials (placeholders in angle brackets); make up storing an "
                                 "AIRFLOW_CONN_* is checked by tests/docs/test_ui_connections.py",
