@@ -82,59 +82,63 @@ def _alive(pid_file: Path, marker: str) -> int | None:
 
     Airflow's components rename themselves (``airflow api_server -- host:...``): their marker is ``airflow``.
     """
+    import psutil
+
     try:
-        pid = int(pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except (OSError, ValueError):
+        process = psutil.Process(int(pid_file.read_text().strip()))
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        cmdline = " ".join(process.cmdline())
+    except (OSError, ValueError, psutil.Error):
         return None
-    return pid if marker in cmdline else None
+    return process.pid if marker in cmdline else None
+
+
+def _group_members(pgid: int) -> list:
+    """The live processes of process group ``pgid`` and the leader's descendants (a child may leave the group)."""
+    import psutil
+
+    members = {}
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid:
+                members[process.pid] = process
+        except (OSError, psutil.Error):
+            continue
+    try:
+        members.update((child.pid, child) for child in psutil.Process(pgid).children(recursive=True))
+    except psutil.Error:
+        pass
+    return list(members.values())
+
+
+def _signal(processes: list, sig: int) -> None:
+    import psutil
+
+    for process in processes:
+        try:
+            process.send_signal(sig)
+        except psutil.Error:
+            pass
 
 
 def _stop_group(pid_file: Path, marker: str, name: str, timeout: float = 20.0) -> None:
     """Stop the process group led by the PID in ``pid_file`` (SIGTERM, then SIGKILL) and remove the file."""
+    import psutil
+
     pid = _alive(pid_file, marker)
     if pid is None:
         pid_file.unlink(missing_ok=True)
         return
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _group_exists(pid):
-        time.sleep(0.2)
-    if _group_exists(pid):
+    members = _group_members(pid)
+    _signal(members, signal.SIGTERM)
+    _, alive = psutil.wait_procs(members, timeout=timeout)
+    if alive:
         say(f"  {name} did not stop in {timeout:.0f} s: killing it")
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _signal(alive, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=5)
     pid_file.unlink(missing_ok=True)
     say(f"  stopped {name} (pid {pid})")
-
-
-def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie leader still counts; reap it if it is our child (it is not, after a fresh start of this script).
-    return any(_pgid_of(p) == pgid for p in _pids())
-
-
-def _pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-
-
-def _pgid_of(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat.rsplit(")", 1)[1].split()
-        return None if fields[0] == "Z" else int(fields[2])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def _port_free(port: int) -> bool:
@@ -299,6 +303,8 @@ def airflow_env(meta_dsn: str) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # The form's secret field: masked in the REST API's and UI's view of the extra, like a password.
+        "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "subscription_key",
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the connection form's Test button runs our hooks' test_connection()
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN[0]}:admin",
@@ -353,7 +359,9 @@ def sandbox_connections(settings, link_dsn: str) -> dict[str, dict]:
 
     The API connections carry their port in the URL and ``port`` 0, which the hooks ignore: Airflow 3.3's Test
     button sends a connection's port as a number (0 for none) and refuses the test when that differs from the
-    stored port, so a stored empty port makes the button answer "Bad Request".
+    stored port, so a stored empty port makes the button answer "Bad Request". They have the shape the UI's form
+    writes (``pogo_invoiced_sync.provider``): the Invoiced API key in ``password``, the form's own fields as bare
+    keys of the extra, so the form opens them filled in.
     """
     from tools.postgres import airflow_connection_json
 
@@ -361,10 +369,10 @@ def sandbox_connections(settings, link_dsn: str) -> dict[str, dict]:
         "poweroffice_go_default": {
             "conn_type": "poweroffice_go", "host": f"http://127.0.0.1:{settings.pogo_port}/v2", "port": 0,
             "login": settings.pogo_application_key, "password": settings.pogo_client_key,
-            "extra": {"subscription_key": settings.pogo_subscription_key}},
+            "extra": {"subscription_key": settings.pogo_subscription_key, "requests_per_second": 10}},
         "invoiced_default": {
             "conn_type": "invoiced", "host": f"http://127.0.0.1:{settings.invoiced_port}", "port": 0,
-            "login": settings.invoiced_api_key},
+            "password": settings.invoiced_api_key, "extra": {"max_in_flight": 10}},
         "sync_state_default": json.loads(airflow_connection_json(link_dsn)),
     }
 
