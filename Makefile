@@ -43,7 +43,7 @@ up: install ## Airflow (UI on http://127.0.0.1:8080, admin/admin) and the sandbo
 down: ## Stop everything demo/up started (Airflow, sandboxes, embedded PostgreSQL), by the PID files under .run/
 	@if [ -x $(PY) ]; then $(PY) tools/demo.py down; else echo "nothing to stop (no $(VENV))"; fi
 
-screenshot: up ## Log in to the Airflow UI in headless Chromium; save the DAG list to docs/img/airflow-dags.png
+screenshot: up ## Log in to the Airflow UI in headless Chromium; save the DAG list, connection forms and console to docs/img
 	$(PY) tools/screenshot.py
 
 BENCH_SIZES ?= 1000 10000 100000

@@ -9,15 +9,18 @@ still run. Sandboxes keep their data in memory: when they have to be started afr
 demo link store is emptied, since its links would point at records that no longer exist.
 
 The three connections go into Airflow's metadata database (UI: Admin -> Connections), created when absent and kept
-once a person changed them; ``AIRFLOW_CONN_<ID>`` set for ``demo``/``up`` replaces the stored one (``store_connections``).
+once a person changed them; ``AIRFLOW_CONN_<ID>`` set for ``demo``/``up`` replaces the stored one
+(``store_connections``).
 
 The link store goes into database ``sync_demo`` and Airflow's metadata into ``airflow_demo``, on the server of
 ``SYNC_STATE_DSN`` if set, else on an embedded PostgreSQL (PyPI ``pgserver``, Unix socket only) in
 ``.run/postgres``. The machine's own PostgreSQL on 127.0.0.1:5432 is never used implicitly.
 """
+
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -29,6 +32,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 # pgserver's lock lives in the XDG runtime dir; without XDG_RUNTIME_DIR platformdirs warns and uses /tmp: harmless.
@@ -52,14 +56,22 @@ SCHEMA = "pogo_invoiced_sync"
 LINK_DB, AIRFLOW_DB = "sync_demo", "airflow_demo"
 FLOWS = ("customers_company", "customers_person", "salesorders_invoices")
 DAG_IDS = tuple(f"sync_{f}" for f in FLOWS)
-POOLS = {"poweroffice_go_api": "PowerOffice Go API: one task at a time, so the hook's rate limiter sees all traffic",
-         "invoiced_api": "Invoiced API: one task at a time, so the hook's rate limiter sees all traffic"}
-SEED = {"poweroffice_go": {"companies": 25, "persons": 15, "sales_orders": 30},
-        "invoiced": {"companies": 8, "persons": 5, "invoices": 10}}
+POOLS = {
+    "poweroffice_go_api": "PowerOffice Go API: one task at a time, so the hook's rate limiter sees all traffic",
+    "invoiced_api": "Invoiced API: one task at a time, so the hook's rate limiter sees all traffic",
+}
+SEED = {
+    "poweroffice_go": {"companies": 25, "persons": 15, "sales_orders": 30},
+    "invoiced": {"companies": 8, "persons": 5, "invoices": 10},
+}
 # Standalone's four components, run one by one so every listener binds to 127.0.0.1: standalone always starts the
 # scheduler's and triggerer's log servers on all interfaces; here they are skipped (logs are local files anyway).
-COMPONENTS = {"api-server": ["api-server"], "scheduler": ["scheduler", "--skip-serve-logs"],
-              "dag-processor": ["dag-processor"], "triggerer": ["triggerer", "--skip-serve-logs"]}
+COMPONENTS = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
 ADMIN = ("admin", "admin")
 
 
@@ -77,64 +89,65 @@ def airflow_url() -> str:
 
 # -- processes ---------------------------------------------------------------------------------------------------
 
+
 def _alive(pid_file: Path, marker: str) -> int | None:
     """The PID in ``pid_file`` if that process still runs and its command line contains ``marker``.
 
     Airflow's components rename themselves (``airflow api_server -- host:...``): their marker is ``airflow``.
     """
+    import psutil
+
     try:
-        pid = int(pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except (OSError, ValueError):
+        process = psutil.Process(int(pid_file.read_text().strip()))
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        cmdline = " ".join(process.cmdline())
+    except (OSError, ValueError, psutil.Error):
         return None
-    return pid if marker in cmdline else None
+    return process.pid if marker in cmdline else None
+
+
+def _group_members(pgid: int) -> list:
+    """The live processes of process group ``pgid`` and the leader's descendants (a child may leave the group)."""
+    import psutil
+
+    members = {}
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid:
+                members[process.pid] = process
+        except (OSError, psutil.Error):
+            continue
+    with contextlib.suppress(psutil.Error):
+        members.update((child.pid, child) for child in psutil.Process(pgid).children(recursive=True))
+    return list(members.values())
+
+
+def _signal(processes: list, sig: int) -> None:
+    import psutil
+
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(sig)
 
 
 def _stop_group(pid_file: Path, marker: str, name: str, timeout: float = 20.0) -> None:
     """Stop the process group led by the PID in ``pid_file`` (SIGTERM, then SIGKILL) and remove the file."""
+    import psutil
+
     pid = _alive(pid_file, marker)
     if pid is None:
         pid_file.unlink(missing_ok=True)
         return
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _group_exists(pid):
-        time.sleep(0.2)
-    if _group_exists(pid):
+    members = _group_members(pid)
+    _signal(members, signal.SIGTERM)
+    _, alive = psutil.wait_procs(members, timeout=timeout)
+    if alive:
         say(f"  {name} did not stop in {timeout:.0f} s: killing it")
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _signal(alive, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=5)
     pid_file.unlink(missing_ok=True)
     say(f"  stopped {name} (pid {pid})")
-
-
-def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie leader still counts; reap it if it is our child (it is not, after a fresh start of this script).
-    return any(_pgid_of(p) == pgid for p in _pids())
-
-
-def _pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-
-
-def _pgid_of(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat.rsplit(")", 1)[1].split()
-        return None if fields[0] == "Z" else int(fields[2])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def _port_free(port: int) -> bool:
@@ -151,11 +164,19 @@ def _spawn(cmd: list[str], log: Path, env: dict | None = None) -> subprocess.Pop
     """A background process in a session (and process group) of its own, output appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------------------------
+
 
 def ensure_databases() -> tuple[str, str, str]:
     """(link store DSN, Airflow metadata DSN, where): both databases exist afterwards."""
@@ -178,10 +199,11 @@ def sqlalchemy_url(dsn: str) -> str:
     from psycopg.conninfo import conninfo_to_dict
 
     info = conninfo_to_dict(dsn)
-    auth = quote(info.get("user") or "postgres", safe="")
+    auth = quote(str(info.get("user") or "postgres"), safe="")
     if info.get("password"):
-        auth += ":" + quote(info["password"], safe="")
-    host, port, db = info.get("host") or "127.0.0.1", info.get("port") or "5432", quote(info.get("dbname") or "postgres")
+        auth += ":" + quote(str(info["password"]), safe="")
+    host, port = str(info.get("host") or "127.0.0.1"), info.get("port") or "5432"
+    db = quote(str(info.get("dbname") or "postgres"))
     if host.startswith("/"):
         return f"postgresql+psycopg2://{auth}@/{db}?host={quote(host, safe='/')}&port={port}"
     return f"postgresql+psycopg2://{auth}@{host}:{port}/{db}"
@@ -193,8 +215,11 @@ def psql_command(dsn: str) -> str:
 
     info = conninfo_to_dict(dsn)
     psql = "psql"
-    if str(info.get("host", "")).startswith(str(PG_DATA.resolve())) or "pgserver" in str(info.get("host", "")) \
-            or not os.environ.get("SYNC_STATE_DSN"):
+    if (
+        str(info.get("host", "")).startswith(str(PG_DATA.resolve()))
+        or "pgserver" in str(info.get("host", ""))
+        or not os.environ.get("SYNC_STATE_DSN")
+    ):
         try:
             from pgserver._commands import POSTGRES_BIN_PATH
 
@@ -214,11 +239,13 @@ def reset_link_store(link_dsn: str) -> None:
 
 # -- sandboxes ---------------------------------------------------------------------------------------------------
 
+
 def _sandbox_settings(pogo_port: int, invoiced_port: int):
     from sandboxes.settings import SandboxSettings
 
-    return SandboxSettings.from_env({**os.environ, "POGO_SANDBOX_PORT": str(pogo_port),
-                                     "INVOICED_SANDBOX_PORT": str(invoiced_port)})
+    return SandboxSettings.from_env(
+        {**os.environ, "POGO_SANDBOX_PORT": str(pogo_port), "INVOICED_SANDBOX_PORT": str(invoiced_port)}
+    )
 
 
 def _sandboxes_answer(state: dict) -> bool:
@@ -263,6 +290,7 @@ def ensure_sandboxes():
 
 # -- Airflow -----------------------------------------------------------------------------------------------------
 
+
 def _previous_env() -> dict[str, str]:
     if not ENV_FILE.exists():
         return {}
@@ -299,7 +327,10 @@ def airflow_env(meta_dsn: str) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the connection form's Test button runs our hooks' test_connection()
+        # The form's secret field: masked in the REST API's and UI's view of the extra, like a password.
+        "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "subscription_key",
+        # The connection form's Test button runs our hooks' test_connection().
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN[0]}:admin",
         "AIRFLOW__CORE__FERNET_KEY": kept("AIRFLOW__CORE__FERNET_KEY", fernet),
@@ -313,9 +344,11 @@ def airflow_env(meta_dsn: str) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
     }
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-    lines = ["# Generated by tools/demo.py for the local stack; regenerated on every `make demo` / `make up`.",
-             "# Use from a shell: set -a; . .run/airflow.env; set +a; .venv/bin/airflow dags list",
-             "# The connections are in Airflow's metadata database (UI: Admin -> Connections), not here."]
+    lines = [
+        "# Generated by tools/demo.py for the local stack; regenerated on every `make demo` / `make up`.",
+        "# Use from a shell: set -a; . .run/airflow.env; set +a; .venv/bin/airflow dags list",
+        "# The connections are in Airflow's metadata database (UI: Admin -> Connections), not here.",
+    ]
     lines += [f"{k}={shlex.quote(v)}" for k, v in env.items()]
     ENV_FILE.write_text("\n".join(lines) + "\n")
     ENV_FILE.chmod(0o600)
@@ -328,8 +361,13 @@ def airflow_env(meta_dsn: str) -> dict[str, str]:
 
 def airflow_cmd(env: dict, *args: str, log: Path | None = None) -> None:
     """Run ``airflow <args>`` with the local stack's environment; output to ``log`` (or shown on failure)."""
-    result = subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], cwd=ROOT,
-                            env={**_without_connection_vars(os.environ), **env}, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), *args],
+        cwd=ROOT,
+        env={**_without_connection_vars(os.environ), **env},
+        capture_output=True,
+        text=True,
+    )
     if log:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as out:
@@ -343,8 +381,15 @@ def prepare_airflow(env: dict) -> None:
     """Migrate the metadata database and create the pools (both idempotent)."""
     airflow_cmd(env, "db", "migrate", log=LOGS / "airflow-db-migrate.log")
     pools = AIRFLOW_HOME / "pools.json"
-    pools.write_text(json.dumps({name: {"slots": 1, "description": description, "include_deferred": False}
-                                 for name, description in POOLS.items()}, indent=2))
+    pools.write_text(
+        json.dumps(
+            {
+                name: {"slots": 1, "description": description, "include_deferred": False}
+                for name, description in POOLS.items()
+            },
+            indent=2,
+        )
+    )
     airflow_cmd(env, "pools", "import", str(pools), log=LOGS / "airflow-pools.log")
 
 
@@ -353,18 +398,28 @@ def sandbox_connections(settings, link_dsn: str) -> dict[str, dict]:
 
     The API connections carry their port in the URL and ``port`` 0, which the hooks ignore: Airflow 3.3's Test
     button sends a connection's port as a number (0 for none) and refuses the test when that differs from the
-    stored port, so a stored empty port makes the button answer "Bad Request".
+    stored port, so a stored empty port makes the button answer "Bad Request". They have the shape the UI's form
+    writes (``pogo_invoiced_sync.provider``): the Invoiced API key in ``password``, the form's own fields as bare
+    keys of the extra, so the form opens them filled in.
     """
     from tools.postgres import airflow_connection_json
 
     return {
         "poweroffice_go_default": {
-            "conn_type": "poweroffice_go", "host": f"http://127.0.0.1:{settings.pogo_port}/v2", "port": 0,
-            "login": settings.pogo_application_key, "password": settings.pogo_client_key,
-            "extra": {"subscription_key": settings.pogo_subscription_key}},
+            "conn_type": "poweroffice_go",
+            "host": f"http://127.0.0.1:{settings.pogo_port}/v2",
+            "port": 0,
+            "login": settings.pogo_application_key,
+            "password": settings.pogo_client_key,
+            "extra": {"subscription_key": settings.pogo_subscription_key, "requests_per_second": 10},
+        },
         "invoiced_default": {
-            "conn_type": "invoiced", "host": f"http://127.0.0.1:{settings.invoiced_port}", "port": 0,
-            "login": settings.invoiced_api_key},
+            "conn_type": "invoiced",
+            "host": f"http://127.0.0.1:{settings.invoiced_port}",
+            "port": 0,
+            "password": settings.invoiced_api_key,
+            "extra": {"max_in_flight": 10},
+        },
         "sync_state_default": json.loads(airflow_connection_json(link_dsn)),
     }
 
@@ -381,14 +436,25 @@ def store_connections(env: dict, wanted: dict[str, dict]) -> dict[str, str]:
     (UI, ``airflow connections``) is kept as it is. ``AIRFLOW_CONN_<ID>`` in the caller's environment (JSON or URI)
     replaces the stored connection: the way to script real credentials into ``make up``.
     """
-    given = {conn_id: os.environ[connection_env_var(conn_id)] for conn_id in wanted
-             if os.environ.get(connection_env_var(conn_id))}
+    given = {
+        conn_id: os.environ[connection_env_var(conn_id)]
+        for conn_id in wanted
+        if os.environ.get(connection_env_var(conn_id))
+    }
     state_file = RUN / "connections.json"
-    request = {"wanted": wanted, "given": given,
-               "stored": json.loads(state_file.read_text()) if state_file.exists() else {}}
-    result = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_connections"], cwd=ROOT,
-                            input=json.dumps(request), capture_output=True, text=True,
-                            env={**_without_connection_vars(os.environ), **env})
+    request = {
+        "wanted": wanted,
+        "given": given,
+        "stored": json.loads(state_file.read_text()) if state_file.exists() else {},
+    }
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "_connections"],
+        cwd=ROOT,
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        env={**_without_connection_vars(os.environ), **env},
+    )
     if result.returncode != 0:
         sys.stderr.write(result.stderr[-3000:])
         raise SystemExit(f"storing the connections failed (exit {result.returncode})")
@@ -407,8 +473,15 @@ def _without_connection_vars(environ) -> dict[str, str]:
 def _connection_digest(conn) -> str:
     import hashlib
 
-    fields = [conn.conn_type, conn.host, conn.login, conn.password, conn.port, conn.schema,
-              json.dumps(conn.extra_dejson, sort_keys=True)]
+    fields = [
+        conn.conn_type,
+        conn.host,
+        conn.login,
+        conn.password,
+        conn.port,
+        conn.schema,
+        json.dumps(conn.extra_dejson, sort_keys=True),
+    ]
     return hashlib.sha256(json.dumps(fields, default=str).encode()).hexdigest()
 
 
@@ -428,9 +501,16 @@ def _connections() -> int:
             else:
                 spec = json.loads(given) if given else spec
                 extra = spec.get("extra")
-                new = Connection(conn_id=conn_id, conn_type=spec.get("conn_type"), host=spec.get("host"),
-                                 login=spec.get("login"), password=spec.get("password"), schema=spec.get("schema"),
-                                 port=spec.get("port"), extra=json.dumps(extra) if isinstance(extra, dict) else extra)
+                new = Connection(
+                    conn_id=conn_id,
+                    conn_type=spec.get("conn_type"),
+                    host=spec.get("host"),
+                    login=spec.get("login"),
+                    password=spec.get("password"),
+                    schema=spec.get("schema"),
+                    port=spec.get("port"),
+                    extra=json.dumps(extra) if isinstance(extra, dict) else extra,
+                )
             if new.port is None and new.conn_type in ("poweroffice_go", "invoiced", "http"):
                 new.port = 0  # see sandbox_connections: what the Test button needs
             current = session.scalar(select(Connection).filter_by(conn_id=conn_id))
@@ -459,9 +539,13 @@ def run_flows_in_child(env: dict) -> dict:
     log = LOGS / "demo-flows.log"
     LAST_RUNS.unlink(missing_ok=True)
     with open(log, "ab") as out:
-        code = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_flows", str(LAST_RUNS)], cwd=ROOT,
-                              env={**_without_connection_vars(os.environ), **env}, stdout=out,
-                              stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "_flows", str(LAST_RUNS)],
+            cwd=ROOT,
+            env={**_without_connection_vars(os.environ), **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        ).returncode
     if not LAST_RUNS.exists():
         raise SystemExit(f"running the flows failed (exit {code}); see {log}")
     return json.loads(LAST_RUNS.read_text())
@@ -476,14 +560,17 @@ def _flows(out_path: str) -> int:
         print(bag.import_errors, flush=True)
         return 1
     results = {}
-    for flow, dag_id in zip(FLOWS, DAG_IDS):
+    for flow, dag_id in zip(FLOWS, DAG_IDS, strict=True):
         dag = bag.dags[dag_id]
         for task in dag.tasks:
             task.retries = 0  # a failure shows now, not after the retry delays
         started = time.monotonic()
         dag_run = dag.test(run_conf={"full_refresh": False, "dry_run": False})
-        results[flow] = {"run_id": dag_run.run_id, "state": str(dag_run.state),
-                         "seconds": round(time.monotonic() - started, 1)}
+        results[flow] = {
+            "run_id": dag_run.run_id,
+            "state": str(dag_run.state),
+            "seconds": round(time.monotonic() - started, 1),
+        }
         Path(out_path).write_text(json.dumps(results))
     return 0
 
@@ -491,8 +578,10 @@ def _flows(out_path: str) -> int:
 # -- reporting ---------------------------------------------------------------------------------------------------
 
 COLUMNS = ("created", "updated", "unchanged", "conflicts", "rejected", "waiting")
-DIRECTIONS = {"to_invoiced": ("poweroffice_go", "PowerOffice Go -> Invoiced"),
-              "to_poweroffice_go": ("invoiced", "Invoiced -> PowerOffice Go")}
+DIRECTIONS = {
+    "to_invoiced": ("poweroffice_go", "PowerOffice Go -> Invoiced"),
+    "to_poweroffice_go": ("invoiced", "Invoiced -> PowerOffice Go"),
+}
 
 
 def print_summary(link_dsn: str, runs: dict) -> bool:
@@ -500,11 +589,14 @@ def print_summary(link_dsn: str, runs: dict) -> bool:
     import psycopg
 
     with psycopg.connect(link_dsn) as conn:
-        stored = {flow: summary for flow, summary in conn.execute(
-            f"SELECT flow, summary FROM {SCHEMA}.runs WHERE run_id = ANY(%s)", ([r["run_id"] for r in runs.values()],))}
-        links = dict(conn.execute(f"SELECT flow, count(*) FROM {SCHEMA}.links GROUP BY flow"))
-        totals = {view: conn.execute(f"SELECT count(*) FROM {SCHEMA}.{view}").fetchone()[0]
-                  for view in ("v_failures", "v_open_conflicts", "v_waiting")}
+        run_ids = [r["run_id"] for r in runs.values()]
+        query = f"SELECT flow, summary FROM {SCHEMA}.runs WHERE run_id = ANY(%s)"
+        stored: dict[str, Any] = dict(conn.execute(query, (run_ids,)))
+        links: dict[str, int] = dict(conn.execute(f"SELECT flow, count(*) FROM {SCHEMA}.links GROUP BY flow"))
+        totals = {
+            view: (conn.execute(f"SELECT count(*) FROM {SCHEMA}.{view}").fetchone() or (0,))[0]
+            for view in ("v_failures", "v_open_conflicts", "v_waiting")
+        }
     ok = True
     say("")
     say(f"{'flow / direction':<44}" + "".join(f"{c:>10}" for c in COLUMNS))
@@ -525,10 +617,13 @@ def print_summary(link_dsn: str, runs: dict) -> bool:
         other = {d: c for d, c in summary["by_direction"].items() if d not in DIRECTIONS}
         for direction, counts in other.items():
             say(f"    {direction:<40}" + "  " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-        say(f"    run_id {run['run_id']}")
+        if run:  # a stored summary belongs to a run of these
+            say(f"    run_id {run['run_id']}")
     say("")
-    say(f"Link store now: {totals['v_failures']} failure(s) logged, {totals['v_open_conflicts']} conflict(s) "
-        f"resolved and logged, {totals['v_waiting']} record(s) waiting for a dependency.")
+    say(
+        f"Link store now: {totals['v_failures']} failure(s) logged, {totals['v_open_conflicts']} conflict(s) "
+        f"resolved and logged, {totals['v_waiting']} record(s) waiting for a dependency."
+    )
     return ok
 
 
@@ -547,8 +642,10 @@ def print_next_steps(link_dsn: str, settings, running: bool) -> None:
     say(f"                 SELECT * FROM {SCHEMA}.v_run_changes WHERE run_id = '<run_id>';  -- what a run changed")
     say(f"                 SELECT * FROM {SCHEMA}.v_open_conflicts;  -- conflicts and the losing values")
     say(f"                 SELECT * FROM {SCHEMA}.v_waiting;         -- records waiting for a dependency")
-    say(f"  Sandboxes      PowerOffice Go http://127.0.0.1:{settings.pogo_port}   "
-        f"Invoiced http://127.0.0.1:{settings.invoiced_port}   (log: {SANDBOX_LOG.relative_to(ROOT)})")
+    say(
+        f"  Sandboxes      PowerOffice Go http://127.0.0.1:{settings.pogo_port}   "
+        f"Invoiced http://127.0.0.1:{settings.invoiced_port}   (log: {SANDBOX_LOG.relative_to(ROOT)})"
+    )
     say("  Docs           docs/operations.md (the operator's view), docs/deployment.md")
     say("  Stop           make down")
 
@@ -557,22 +654,33 @@ def print_edit_examples(settings) -> None:
     pogo, inv = f"http://127.0.0.1:{settings.pogo_port}", f"http://127.0.0.1:{settings.invoiced_port}"
     say("")
     say("Edit a record in the sandboxes (then trigger a DAG in the UI, or wait for the hourly run):")
-    say("  # PowerOffice Go: token, then a JSON Patch of customer <id> (ids: curl -s "
-        f"{pogo}/_sandbox/records/customers)")
-    say(f"  TOKEN=$(curl -s -u {settings.pogo_application_key}:{settings.pogo_client_key} "
-        f"-H 'Ocp-Apim-Subscription-Key: {settings.pogo_subscription_key}' \\")
-    say(f"      -d grant_type=client_credentials {pogo}/OAuth/Token | python3 -c 'import json,sys; "
-        "print(json.load(sys.stdin)[\"access_token\"])')")
-    say(f"  curl -s -X PATCH {pogo}/v2/Customers/<id> -H \"Authorization: Bearer $TOKEN\" \\")
-    say(f"      -H 'Ocp-Apim-Subscription-Key: {settings.pogo_subscription_key}' "
-        "-H 'Content-Type: application/json-patch+json' \\")
-    say("      -d '[{\"op\": \"replace\", \"path\": \"/Name\", \"value\": \"Renamed in PowerOffice AS\"}]'")
+    say(
+        "  # PowerOffice Go: token, then a JSON Patch of customer <id> (ids: curl -s "
+        f"{pogo}/_sandbox/records/customers)"
+    )
+    say(
+        f"  TOKEN=$(curl -s -u {settings.pogo_application_key}:{settings.pogo_client_key} "
+        f"-H 'Ocp-Apim-Subscription-Key: {settings.pogo_subscription_key}' \\"
+    )
+    say(
+        f"      -d grant_type=client_credentials {pogo}/OAuth/Token | python3 -c 'import json,sys; "
+        'print(json.load(sys.stdin)["access_token"])\')'
+    )
+    say(f'  curl -s -X PATCH {pogo}/v2/Customers/<id> -H "Authorization: Bearer $TOKEN" \\')
+    say(
+        f"      -H 'Ocp-Apim-Subscription-Key: {settings.pogo_subscription_key}' "
+        "-H 'Content-Type: application/json-patch+json' \\"
+    )
+    say('      -d \'[{"op": "replace", "path": "/Name", "value": "Renamed in PowerOffice AS"}]\'')
     say(f"  # Invoiced: update customer <id> (ids: curl -s {inv}/_sandbox/records/customers)")
-    say(f"  curl -s -u {settings.invoiced_api_key}: -X PATCH {inv}/customers/<id> "
-        "-H 'Content-Type: application/json' -d '{\"name\": \"Renamed in Invoiced AS\"}'")
+    say(
+        f"  curl -s -u {settings.invoiced_api_key}: -X PATCH {inv}/customers/<id> "
+        "-H 'Content-Type: application/json' -d '{\"name\": \"Renamed in Invoiced AS\"}'"
+    )
 
 
 # -- Airflow components (make up) --------------------------------------------------------------------------------
+
 
 def _component_pid(name: str) -> Path:
     return RUN / f"airflow-{name}.pid"
@@ -596,8 +704,9 @@ def start_airflow(env: dict) -> None:
 def _api_token() -> str:
     import requests
 
-    response = requests.post(f"{airflow_url()}/auth/token", json={"username": ADMIN[0], "password": ADMIN[1]},
-                             timeout=10)
+    response = requests.post(
+        f"{airflow_url()}/auth/token", json={"username": ADMIN[0], "password": ADMIN[1]}, timeout=10
+    )
     response.raise_for_status()
     return response.json()["access_token"]
 
@@ -611,9 +720,11 @@ def wait_for_airflow(timeout: float = 180) -> None:
         try:
             requests.get(f"{airflow_url()}/api/v2/monitor/health", timeout=3).raise_for_status()
             break
-        except requests.RequestException:
+        except requests.RequestException as error:
             if time.monotonic() > deadline:
-                raise SystemExit(f"Airflow did not answer on {airflow_url()}: see .run/logs/airflow-api-server.log")
+                raise SystemExit(
+                    f"Airflow did not answer on {airflow_url()}: see .run/logs/airflow-api-server.log"
+                ) from error
             time.sleep(1)
     headers = {"Authorization": f"Bearer {_api_token()}"}
     pending = set(DAG_IDS)
@@ -622,8 +733,9 @@ def wait_for_airflow(timeout: float = 180) -> None:
             response = requests.get(f"{airflow_url()}/api/v2/dags/{dag_id}", headers=headers, timeout=10)
             if response.status_code == 200:
                 if response.json().get("is_paused"):
-                    requests.patch(f"{airflow_url()}/api/v2/dags/{dag_id}", json={"is_paused": False},
-                                   headers=headers, timeout=10).raise_for_status()
+                    requests.patch(
+                        f"{airflow_url()}/api/v2/dags/{dag_id}", json={"is_paused": False}, headers=headers, timeout=10
+                    ).raise_for_status()
                 pending.discard(dag_id)
         if pending:
             if time.monotonic() > deadline:
@@ -633,6 +745,7 @@ def wait_for_airflow(timeout: float = 180) -> None:
 
 # -- commands ----------------------------------------------------------------------------------------------------
 
+
 def prepare() -> tuple:
     started = time.monotonic()
     link_dsn, meta_dsn, where = ensure_databases()
@@ -640,28 +753,40 @@ def prepare() -> tuple:
     settings, fresh = ensure_sandboxes()
     if fresh:
         reset_link_store(link_dsn)
-        say(f"Sandboxes started and seeded (PowerOffice Go :{settings.pogo_port}, Invoiced :{settings.invoiced_port}): "
-            + "; ".join(f"{system} " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in spec.items())
-                        for system, spec in SEED.items()))
+        say(
+            f"Sandboxes started and seeded (PowerOffice Go :{settings.pogo_port}, Invoiced :{settings.invoiced_port}): "
+            + "; ".join(
+                f"{system} " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in spec.items())
+                for system, spec in SEED.items()
+            )
+        )
         say("  (new sandbox data: the demo link store was emptied)")
     else:
-        say(f"Sandboxes already running (PowerOffice Go :{settings.pogo_port}, Invoiced :{settings.invoiced_port}):"
-            " reused with their data")
+        say(
+            f"Sandboxes already running (PowerOffice Go :{settings.pogo_port}, Invoiced :{settings.invoiced_port}):"
+            " reused with their data"
+        )
     env = airflow_env(meta_dsn)
     prepare_airflow(env)
     actions = store_connections(env, sandbox_connections(settings, link_dsn))
-    say(f"Airflow home {AIRFLOW_HOME.relative_to(ROOT)} ready: metadata DB migrated, pools "
+    say(
+        f"Airflow home {AIRFLOW_HOME.relative_to(ROOT)} ready: metadata DB migrated, pools "
         f"{', '.join(POOLS)} (1 slot each), settings in {ENV_FILE.relative_to(ROOT)} "
-        f"({time.monotonic() - started:.1f} s)")
-    say("Connections in the metadata DB (UI: Admin -> Connections): "
-        + "; ".join(f"{conn_id} {what}" for conn_id, what in actions.items()))
+        f"({time.monotonic() - started:.1f} s)"
+    )
+    say(
+        "Connections in the metadata DB (UI: Admin -> Connections): "
+        + "; ".join(f"{conn_id} {what}" for conn_id, what in actions.items())
+    )
     return link_dsn, settings, env
 
 
 def cmd_demo() -> int:
     link_dsn, settings, env = prepare()
-    say("Running sync_customers_company, sync_customers_person, sync_salesorders_invoices once each "
-        f"(task logs: {(LOGS / 'demo-flows.log').relative_to(ROOT)}) ...")
+    say(
+        "Running sync_customers_company, sync_customers_person, sync_salesorders_invoices once each "
+        f"(task logs: {(LOGS / 'demo-flows.log').relative_to(ROOT)}) ..."
+    )
     runs = run_flows_in_child(env)
     ok = print_summary(link_dsn, runs)
     print_next_steps(link_dsn, settings, running=bool(_alive(_component_pid("api-server"), "airflow")))
@@ -675,8 +800,10 @@ def cmd_up() -> int:
     start_airflow(env)
     started = time.monotonic()
     wait_for_airflow()
-    say(f"Airflow answers on {airflow_url()} ({time.monotonic() - started:.1f} s); the three DAGs are unpaused "
-        "and run hourly.")
+    say(
+        f"Airflow answers on {airflow_url()} ({time.monotonic() - started:.1f} s); the three DAGs are unpaused "
+        "and run hourly."
+    )
     say("")
     say(f"  UI     {airflow_url()}   login admin / admin")
     say("  Trigger a DAG with params: open it, 'Trigger', set full_refresh / dry_run.")
