@@ -4,6 +4,8 @@ Free of Airflow. State passes between steps through the link store (staging, mir
 rerun on its own. Each step lives in its own module; this one gathers their entry points.
 """
 
+from __future__ import annotations
+
 from pogo_invoiced_sync.engine.extract import extract
 from pogo_invoiced_sync.engine.map_step import map_records, mirror_row
 from pogo_invoiced_sync.engine.reconcile import ChangeGuardTripped, reconcile
