@@ -32,8 +32,9 @@ NOT_RUN = {
     r"make test( .*)?": "the test suite itself: CI runs it (.ci/run), running it here would recurse",
     r"make bench": "the benchmark: minutes of load, measured by hand (docs/benchmark.md)",
     r"make sandbox": "runs in the foreground until stopped; make demo starts the same sandboxes, checked here",
-    r"make screenshot": "rewrites docs/img/airflow-dags.png after waiting for scheduled runs; its browser login "
-                        "is what tests/docs/test_ui_connections.py does",
+    r"make screenshot": "rewrites the pictures in docs/img/ (DAG list, connection forms, console) after waiting for "
+                        "scheduled runs; its browser steps are what tests/docs/test_ui_connections.py and the console "
+                        "browser tests do",
     r"make install": "every make target runs it first; the stack fixture's make demo does",
     r"\.venv/bin/pre-commit install": "writes a git hook into the reader's clone (the docs check's copy has no .git); "
                                      "tests/toolchain runs the hooks it installs",
