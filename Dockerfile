@@ -30,7 +30,8 @@ RUN mkdir -p /opt/airflow/auth
 ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags \
     AIRFLOW__POGO_INVOICED_SYNC__INCLUDE_DIR=/opt/airflow/include \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
-    AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True
+    AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True \
+    AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES=subscription_key
 
 # Fail the build, not the first run, if the DAGs do not import (no database or API is touched at parse time).
 # A throw-away AIRFLOW_HOME, so no generated airflow.cfg (with generated secrets) stays in the image.
