@@ -28,7 +28,9 @@ ACCOUNTED = {
     r"AIRFLOW__\w+=.*(<\w+>|\.internal).*": "settings of a real deployment (hosts *.internal, <placeholders>); "
     "tools/celery_stack.py sets each of them for the local run",
     r"AIRFLOW__CORE__EXECUTOR=CeleryExecutor": "set by tools/celery_stack.py for the Celery run",
-    r"make up": "run by tests/docs (the local_stack fixture)",
+    r"make (up|demo)": "run by tests/docs (the local_stack fixture)",
+    r"pip install": "names a way to install (a wheel); tests/dags/test_dag_integrity.py runs an installed copy that "
+    "finds its mappings through the setting",
     r"make celery": "the same CeleryStack that tests/distributed/test_celery_run.py drives; "
     "test_make_celery_runs_the_celery_stack checks the target's wiring",
     r"airflow (api-server|scheduler|dag-processor|celery worker)": STACK_TEST,
