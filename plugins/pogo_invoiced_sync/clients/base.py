@@ -607,6 +607,11 @@ class ApiClient:
             return None
         return response.json()
 
+    def get(self, endpoint: str, params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """GET one object; None on 404."""
+        result: dict[str, Any] | None = self.request_json("GET", endpoint, params=params, not_found_ok=True)
+        return result
+
     def require_id(self, record: Any, method: str, endpoint: str) -> dict[str, Any]:
         """Return ``record`` if it is an object with an id, else raise :class:`MalformedResponseError`."""
         if not isinstance(record, dict) or find_key(record, "id") in (None, ""):

@@ -294,11 +294,6 @@ class PowerOfficeGoClient(ApiClient):
 
     # ------------------------------------------------------------------ reads
 
-    def get(self, endpoint: str, params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-        """GET one object; None on 404."""
-        result: dict[str, Any] | None = self.request_json("GET", endpoint, params=params, not_found_ok=True)
-        return result
-
     def iter_pages(
         self,
         endpoint: str,
