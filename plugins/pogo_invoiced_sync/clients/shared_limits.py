@@ -34,49 +34,8 @@ log = logging.getLogger(__name__)
 SCHEMA = "pogo_invoiced_sync_limits"
 POLL_SECONDS = 0.05  # longest sleep between two looks at a credential whose slots are all in flight
 
-_DDL = f"""
-CREATE SCHEMA IF NOT EXISTS {SCHEMA};
-CREATE TABLE IF NOT EXISTS {SCHEMA}.slots (
-    credential text NOT NULL,
-    slot integer NOT NULL,
-    free_at timestamptz NOT NULL DEFAULT 'epoch',
-    holder uuid,
-    held_until timestamptz,
-    PRIMARY KEY (credential, slot)
-);
-"""
-
-# Take the slot that became free the longest ago, if any; otherwise say how long until the next one is free.
-_TAKE = f"""
-WITH now AS (SELECT clock_timestamp() AS t),
-pick AS (
-    SELECT s.slot FROM {SCHEMA}.slots s, now
-    WHERE s.credential = %(credential)s AND s.slot < %(limit)s AND s.free_at <= now.t
-      AND (s.holder IS NULL OR s.held_until <= now.t)
-    ORDER BY s.free_at LIMIT 1 FOR UPDATE SKIP LOCKED
-)
-UPDATE {SCHEMA}.slots s SET holder = %(holder)s, held_until = now.t + %(lease)s * interval '1 second'
-FROM pick, now WHERE s.credential = %(credential)s AND s.slot = pick.slot
-RETURNING s.slot
-"""
-
-_NEXT_FREE = f"""
-SELECT extract(epoch FROM greatest(min(CASE WHEN holder IS NULL OR held_until <= clock_timestamp() THEN free_at
-                                            ELSE held_until END), clock_timestamp()) - clock_timestamp())
-FROM {SCHEMA}.slots WHERE credential = %(credential)s AND slot < %(limit)s
-"""
-
-_RELEASE = f"""
-UPDATE {SCHEMA}.slots SET holder = NULL, held_until = NULL,
-       free_at = clock_timestamp() + %(cooldown)s * interval '1 second'
-WHERE credential = %(credential)s AND slot = %(slot)s AND holder = %(holder)s
-"""
-
-_ENSURE_SLOTS = f"""
-INSERT INTO {SCHEMA}.slots (credential, slot)
-SELECT %(credential)s, n FROM generate_series(0, %(limit)s - 1) AS n
-ON CONFLICT DO NOTHING
-"""
+# The statements below name the schema literally (``pogo_invoiced_sync_limits``, as SCHEMA): fixed SQL text, values
+# only as parameters.
 
 
 class SharedSlots:
@@ -112,15 +71,14 @@ class SharedSlots:
 
     # -- the database ------------------------------------------------------------------------------------------
 
-    def _execute(self, statement: str, params: dict[str, Any]) -> list[tuple]:
-        """Run one autocommitted statement on the limiter's connection, reconnecting once if it was lost."""
+    def _run(self, work: Callable[[Any], list[tuple]]) -> list[tuple]:
+        """Run ``work`` on the limiter's autocommitted connection, reconnecting once if the connection was lost."""
         with self._lock:
             for attempt in (1, 2):
                 try:
                     if self._conn is None or self._conn.closed:
                         self._conn = self._open()
-                    cur = self._conn.execute(statement, params)
-                    return cur.fetchall() if cur.description else []
+                    return work(self._conn)
                 except Exception:
                     if attempt == 2 or self._conn is None or not self._conn.closed:
                         raise
@@ -132,9 +90,18 @@ class SharedSlots:
         conn.autocommit = True
         with conn.transaction():
             # Concurrent first uses must not race on CREATE SCHEMA / TABLE.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{SCHEMA}:ddl",))
-            conn.execute(_DDL)
-        conn.execute(_ENSURE_SLOTS, {"credential": self.credential, "limit": self.limit})
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('pogo_invoiced_sync_limits:ddl'))")
+            conn.execute("CREATE SCHEMA IF NOT EXISTS pogo_invoiced_sync_limits")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS pogo_invoiced_sync_limits.slots ("
+                " credential text NOT NULL, slot integer NOT NULL, free_at timestamptz NOT NULL DEFAULT 'epoch',"
+                " holder uuid, held_until timestamptz, PRIMARY KEY (credential, slot))"
+            )
+        conn.execute(
+            "INSERT INTO pogo_invoiced_sync_limits.slots (credential, slot) "
+            "SELECT %(credential)s, n FROM generate_series(0, %(limit)s - 1) AS n ON CONFLICT DO NOTHING",
+            {"credential": self.credential, "limit": self.limit},
+        )
         return conn
 
     def close(self) -> None:
@@ -152,10 +119,32 @@ class SharedSlots:
         holder = str(uuid.uuid4())
         params = {"credential": self.credential, "limit": self.limit, "holder": holder, "lease": self.lease}
         while True:
-            rows = self._execute(_TAKE, params)
+            # The slot that became free the longest ago, if any (SKIP LOCKED: concurrent takers get different ones).
+            rows = self._run(
+                lambda conn: conn.execute(
+                    "WITH now AS (SELECT clock_timestamp() AS t), "
+                    "pick AS (SELECT s.slot FROM pogo_invoiced_sync_limits.slots s, now "
+                    "  WHERE s.credential = %(credential)s AND s.slot < %(limit)s AND s.free_at <= now.t "
+                    "    AND (s.holder IS NULL OR s.held_until <= now.t) "
+                    "  ORDER BY s.free_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                    "UPDATE pogo_invoiced_sync_limits.slots s "
+                    "SET holder = %(holder)s, held_until = now.t + %(lease)s * interval '1 second' "
+                    "FROM pick, now WHERE s.credential = %(credential)s AND s.slot = pick.slot RETURNING s.slot",
+                    params,
+                ).fetchall()
+            )
             if rows:
                 return rows[0][0], holder, time.monotonic() - started
-            wait = self._execute(_NEXT_FREE, params)[0][0]
+            # Otherwise: how long until the next one is free (a held slot counts from the end of its lease).
+            wait = self._run(
+                lambda conn: conn.execute(
+                    "SELECT extract(epoch FROM greatest(min(CASE WHEN holder IS NULL "
+                    "  OR held_until <= clock_timestamp() THEN free_at ELSE held_until END), clock_timestamp()) "
+                    "  - clock_timestamp()) "
+                    "FROM pogo_invoiced_sync_limits.slots WHERE credential = %(credential)s AND slot < %(limit)s",
+                    params,
+                ).fetchall()
+            )[0][0]
             # Released slots are not announced: look again when the next cools down, or soon if all are in flight.
             pause = POLL_SECONDS if wait is None else min(max(float(wait), 0.002), POLL_SECONDS)
             with self._wake:
@@ -163,8 +152,14 @@ class SharedSlots:
 
     def release(self, slot: int, holder: str) -> None:
         """Give the slot back; it cools down before anyone takes it again."""
-        self._execute(
-            _RELEASE, {"credential": self.credential, "slot": slot, "holder": holder, "cooldown": self.cooldown}
+        params = {"credential": self.credential, "slot": slot, "holder": holder, "cooldown": self.cooldown}
+        self._run(
+            lambda conn: conn.execute(
+                "UPDATE pogo_invoiced_sync_limits.slots SET holder = NULL, held_until = NULL, "
+                "free_at = clock_timestamp() + %(cooldown)s * interval '1 second' "
+                "WHERE credential = %(credential)s AND slot = %(slot)s AND holder = %(holder)s",
+                params,
+            ).fetchall()
         )
         with self._wake:
             self._wake.notify_all()  # threads of this process may take it after the cooldown
@@ -198,7 +193,8 @@ def slot_state(connect: Callable[[], Any], credential: str) -> list[dict[str, An
     """The slots of one credential as the database holds them (for tests and the operator's curiosity)."""
     with connect() as conn:
         rows = conn.execute(
-            f"SELECT slot, free_at, holder, held_until FROM {SCHEMA}.slots WHERE credential = %s ORDER BY slot",
+            "SELECT slot, free_at, holder, held_until FROM pogo_invoiced_sync_limits.slots WHERE credential = %s "
+            "ORDER BY slot",
             (credential,),
         ).fetchall()
     return [{"slot": s, "free_at": f, "holder": h, "held_until": u} for s, f, h, u in rows]

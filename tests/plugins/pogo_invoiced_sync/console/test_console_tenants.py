@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 import uuid
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[4]
 
 FLOW = "customers_company"
 
@@ -136,6 +140,8 @@ def test_the_console_reads_the_tenants_file_and_each_tenants_sync_state_connecti
     from tools.postgres import airflow_connection_json
 
     _linked(acme_store, {"1": "acme_1"})
+    # One include folder holds both the tenants file and the mappings (the include_dir setting names it).
+    shutil.copytree(ROOT / "include" / "mappings", tmp_path / "mappings")
     (tmp_path / "tenants.yaml").write_text(
         "tenants:\n  acme:\n    poweroffice_go_conn_id: p\n    invoiced_conn_id: i\n"
         f"    sync_state_conn_id: sync_state_acme\n    state_schema: {acme_store.schema}\n"
