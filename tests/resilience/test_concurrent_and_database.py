@@ -7,6 +7,7 @@ import time
 import psycopg
 import pytest
 
+from tests.conftest import invoiced_connection, pogo_connection
 from tests.resilience import engine_run, scenario
 
 pytestmark = pytest.mark.integration
@@ -72,10 +73,14 @@ def _copying(dsn: str) -> bool:
 
 
 @pytest.mark.parametrize("moment", ["extract", "upsert"])
-def test_the_database_connection_is_lost_mid_run(stack, moment):
+def test_the_database_connection_is_lost_mid_run(stack, moment, monkeypatch):
     """Our PostgreSQL sessions are terminated while a run is reading (staging) or writing (API calls in flight)."""
     edits = scenario.prepare(stack)
     if moment == "upsert":
+        # One write at a time: the cut lands after the first write and before the step records its outcomes (with
+        # every write in flight at once, the step could record them all before the cut, and nothing would notice).
+        monkeypatch.setenv("AIRFLOW_CONN_POWEROFFICE_GO_DEFAULT", pogo_connection(stack.sandboxes, max_workers=1))
+        monkeypatch.setenv("AIRFLOW_CONN_INVOICED_DEFAULT", invoiced_connection(stack.sandboxes, max_workers=1))
         slow = {"latency_ms": 150, "methods": ["POST", "PATCH"]}
         started = lambda: stack.writes()["poweroffice_go"] + stack.writes()["invoiced"] > 0  # noqa: E731
     else:
