@@ -261,6 +261,11 @@ class ApiClient:
         """The process-wide limiter of this credential."""
         raise NotImplementedError
 
+    @property
+    def slot_lease(self) -> float:
+        """Seconds a shared slot may stay held: past any one request (connect and read timeouts), then freed."""
+        return max(120.0, 2 * self.timeout + 30.0)
+
     def share_limits(self, connect: Callable[[], Any], where: str = "") -> None:
         """Hold this credential's slots in PostgreSQL, shared with every process using it (``shared_limits``).
 

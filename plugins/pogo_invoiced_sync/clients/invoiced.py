@@ -88,7 +88,10 @@ class InvoicedClient(ApiClient):
             "invoiced-in-flight-shared",
             (where, *self._credential),
             lambda: in_flight_limiter(
-                connect, credential_fingerprint("invoiced-in-flight", *self._credential), self.max_in_flight
+                connect,
+                credential_fingerprint("invoiced-in-flight", *self._credential),
+                self.max_in_flight,
+                lease=self.slot_lease,
             ),
         )
 

@@ -138,7 +138,9 @@ class PowerOfficeGoClient(ApiClient):
         return shared(
             "pogo-rps-shared",
             (where, *parts),
-            lambda: rate_limiter(connect, credential_fingerprint("pogo-rps", *parts), self.requests_per_second),
+            lambda: rate_limiter(
+                connect, credential_fingerprint("pogo-rps", *parts), self.requests_per_second, lease=self.slot_lease
+            ),
         )
 
     # ------------------------------------------------------------------ tokens
