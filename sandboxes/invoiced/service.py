@@ -134,7 +134,7 @@ class InvoicedService:
         self.configure(state["settings"])
 
     def seed(self, spec: dict) -> dict:
-        """Add deterministic Nordic customers, contacts and invoices (``account``: that API key's); return the counts."""
+        """Add deterministic Nordic customers, contacts and invoices (``account``: that API key's); the counts."""
         spec = dict(spec or {})
         return seeding.seed(self.account_store(spec.pop("account", None)), spec)
 

@@ -339,8 +339,9 @@ class PowerOfficeGoService:
                                                        "are matching the desired environment.")
         ttl = self.config["token_ttl_seconds"]
         identity = auth.client_identity(keys[1], self.settings.pogo_client_key)
-        return json_body({"access_token": self.tokens.issue(environment, ttl, keys[1], identity), "token_type": "bearer",
-                          "expires_in": int(ttl)}, headers={"Cache-Control": "no-store"})
+        token = self.tokens.issue(environment, ttl, keys[1], identity)
+        return json_body({"access_token": token, "token_type": "bearer", "expires_in": int(ttl)},
+                         headers={"Cache-Control": "no-store"})
 
     async def client_information(self, request: web.Request, environment: str) -> web.Response:
         """GET /ClientIntegrationInformation: who the token belongs to and what it may do."""
