@@ -257,7 +257,7 @@ class CeleryStack:
             invoiced_extra_api_keys=tuple(accounts[1:]),
         )
         process = SandboxProcess(settings, log_path=self.workdir / "logs" / "sandboxes-shared.log").start()
-        for name, client, account in zip(self.tenant_names, clients, accounts):
+        for name, client, account in zip(self.tenant_names, clients, accounts, strict=True):
             self.tenants[name] = Tenant(name, process, {f: dag_id(name, f) for f in FLOWS}, client, account)
             process.pogo.seed(client=client, **self.seed["poweroffice_go"])
             process.invoiced.seed(account=account, **self.seed["invoiced"])
