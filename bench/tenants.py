@@ -74,7 +74,8 @@ def run(tenants: int, records: int, origin: str, workers: int, concurrency: int)
             sandboxes.pogo.clear_counters()
             sandboxes.invoiced.clear_counters()
             cycle_started = time.monotonic()
-            runs = stack.run_cycle()
+            # The floor alone is PowerOffice Go calls / 10 s: allow for several times that.
+            runs = stack.run_cycle(timeout=max(600.0, tenants * records * 1.0))
             wall = time.monotonic() - cycle_started
             pogo, invoiced = sandboxes.pogo.counters(), sandboxes.invoiced.counters()
     failed = [f"{d} {r['dag_run_id']}" for d, rs in runs.items() for r in rs if r["state"] != "success"]

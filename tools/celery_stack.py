@@ -504,7 +504,7 @@ class CeleryStack:
         body = {"logical_date": None, "conf": {"full_refresh": False, "dry_run": False, **conf}}
         return self.api("POST", f"dags/{dag}/dagRuns", json=body).json()["dag_run_id"]
 
-    def run_cycle(self) -> dict[str, list[dict]]:
+    def run_cycle(self, timeout: float = 600) -> dict[str, list[dict]]:
         """Every flow of every tenant triggered at once, then, as the asset schedule would, the flows that depend on
         others once more (orders whose customers were linked meanwhile); every run by dag once all are done."""
         from pogo_invoiced_sync.engine.flow_mapping import load_all
@@ -513,11 +513,11 @@ class CeleryStack:
         dags = [d for t in self.tenants.values() for d in t.dag_ids.values()]
         for dag in dags:
             self.trigger(dag)
-        self.wait_idle(dags)
+        self.wait_idle(dags, timeout)
         for tenant in self.tenants.values():
             for flow in dependent:
                 self.trigger(tenant.dag_ids[flow])
-        return self.wait_idle(dags)
+        return self.wait_idle(dags, timeout)
 
     def wait_idle(self, dags: list[str], timeout: float = 600) -> dict[str, list[dict]]:
         """Until no run of ``dags`` is queued or running (asset-triggered runs included); every run by dag."""
