@@ -63,9 +63,13 @@ async def serve(settings: SandboxSettings, seed: dict | None, ready_file: str | 
         f"  Authorization: Basic base64(application key:client key) = "
         f"{settings.pogo_application_key}:{settings.pogo_client_key}\n"
         f"  Ocp-Apim-Subscription-Key: {settings.pogo_subscription_key}\n"
-        f"Invoiced sandbox:        {base}:{settings.invoiced_port}  (API: /customers, /invoices, ...)\n"
+        + (f"  more clients under the subscription key: {', '.join(settings.pogo_extra_client_keys)}\n"
+           if settings.pogo_extra_client_keys else "")
+        + f"Invoiced sandbox:        {base}:{settings.invoiced_port}  (API: /customers, /invoices, ...)\n"
         f"  HTTP Basic, API key as username, empty password: {settings.invoiced_api_key}:\n"
-        f"Admin (both): /_sandbox/health, reset, seed, records/<entity>, faults, counters, config\n"
+        + (f"  more accounts (API keys): {', '.join(settings.invoiced_extra_api_keys)}\n"
+           if settings.invoiced_extra_api_keys else "")
+        + "Admin (both): /_sandbox/health, reset, seed, records/<entity>, faults, counters, config\n"
         "Ctrl-C stops both.",
         flush=True,
     )

@@ -104,7 +104,9 @@ class SandboxProcess:
                "POGO_SANDBOX_APPLICATION_KEY": self.settings.pogo_application_key,
                "POGO_SANDBOX_CLIENT_KEY": self.settings.pogo_client_key,
                "POGO_SANDBOX_SUBSCRIPTION_KEY": self.settings.pogo_subscription_key,
-               "INVOICED_SANDBOX_API_KEY": self.settings.invoiced_api_key}
+               "INVOICED_SANDBOX_API_KEY": self.settings.invoiced_api_key,
+               "POGO_SANDBOX_EXTRA_CLIENT_KEYS": ",".join(self.settings.pogo_extra_client_keys),
+               "INVOICED_SANDBOX_EXTRA_API_KEYS": ",".join(self.settings.invoiced_extra_api_keys)}
         root = Path(__file__).resolve().parent.parent
         args = [sys.executable, "-m", "sandboxes", "--ready-file", str(ready)]
         if self.state_file:

@@ -2,6 +2,7 @@
 
     python tools/celery_stack.py run [--tenants default,acme] [--workers 2]  # start, run every flow once, stop
     python tools/celery_stack.py up [--tenants default,acme]                 # start and keep running until Ctrl-C
+    python tools/celery_stack.py run --tenants a,b,c --shared-keys           # all tenants on one sandbox pair
 
 What it starts, every listener on 127.0.0.1:
 
@@ -11,7 +12,9 @@ What it starts, every listener on 127.0.0.1:
 * Celery's broker on the machine's Redis, one database of its own (``CELERY_STACK_REDIS_URL``, default
   ``redis://127.0.0.1:6379/11``) and a queue named after this stack, so two stacks never take each other's tasks;
 * one pair of seeded sandboxes per tenant, each with credentials of its own (a tenant's connections reach only
-  its own accounts);
+  its own accounts); or, with ``--shared-keys``, ONE pair for all tenants, as one integration serves its customers:
+  one PowerOffice Go subscription key (and application key) with a client key per tenant, each client with its own
+  data, the 10 requests/s shared by all; one Invoiced sandbox with an account (API key) per tenant;
 * ``airflow api-server`` (workers report to its execution API), ``scheduler``, ``dag-processor`` and
   ``airflow celery worker`` × N (``--skip-serve-logs``: task logs are files in the stack's folder).
 
@@ -112,6 +115,25 @@ class Tenant:
     name: str
     sandboxes: SandboxProcess
     dag_ids: dict[str, str] = field(default_factory=dict)
+    # Set with shared keys: the tenant's own client key and Invoiced account in sandboxes serving every tenant.
+    client_key: str | None = None
+    invoiced_api_key: str | None = None
+
+    @property
+    def pogo_client_key(self) -> str:
+        return self.client_key or self.sandboxes.settings.pogo_client_key
+
+    @property
+    def invoiced_key(self) -> str:
+        return self.invoiced_api_key or self.sandboxes.settings.invoiced_api_key
+
+    def records(self, system: str, entity: str) -> list[dict]:
+        """The tenant's own stored records of ``entity`` in ``system`` (its client's or account's, if shared)."""
+        if system == "poweroffice_go":
+            selector = {"client": self.client_key} if self.client_key else {}
+            return self.sandboxes.pogo.records(entity, **selector)
+        selector = {"account": self.invoiced_api_key} if self.invoiced_api_key else {}
+        return self.sandboxes.invoiced.records(entity, **selector)
 
     @property
     def schema(self) -> str:
@@ -128,8 +150,12 @@ class CeleryStack:
         workers: int = 2,
         concurrency: int = 2,
         seed: dict | None = None,
+        shared_keys: bool = False,
     ) -> None:
+        """``shared_keys``: every tenant on one sandbox pair (one subscription key, a client key and an Invoiced
+        account per tenant) instead of a pair of its own."""
         self.workdir = workdir
+        self.shared_keys = shared_keys
         self.tenant_names = tenants or ["default"]
         self.worker_names = [f"worker{i + 1}" for i in range(workers)]
         self.concurrency = concurrency
@@ -165,7 +191,9 @@ class CeleryStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
         self._databases()
-        for name in self.tenant_names:
+        if self.shared_keys:
+            self._shared_sandboxes()
+        for name in [] if self.shared_keys else self.tenant_names:
             # Credentials of its own per tenant: a connection mixed up between tenants fails instead of syncing.
             settings = SandboxSettings(
                 pogo_port=free_port(),
@@ -210,6 +238,29 @@ class CeleryStack:
                 {WORKER_ENV: name, "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tools.celery_stack.worker_hostname"},
             )
         self._wait_until_ready(timeout)
+
+    def _shared_sandboxes(self) -> None:
+        """One sandbox pair for every tenant: one subscription key, a client key and an Invoiced account each."""
+        from sandboxes.process import SandboxProcess, free_port
+        from sandboxes.settings import SandboxSettings
+
+        clients = [f"{name}-client-key" for name in self.tenant_names]
+        accounts = [f"{name}-invoiced-api-key" for name in self.tenant_names]
+        settings = SandboxSettings(
+            pogo_port=free_port(),
+            invoiced_port=free_port(),
+            pogo_application_key="shared-application-key",
+            pogo_client_key=clients[0],
+            pogo_subscription_key=secrets.token_hex(16),
+            invoiced_api_key=accounts[0],
+            pogo_extra_client_keys=tuple(clients[1:]),
+            invoiced_extra_api_keys=tuple(accounts[1:]),
+        )
+        process = SandboxProcess(settings, log_path=self.workdir / "logs" / "sandboxes-shared.log").start()
+        for name, client, account in zip(self.tenant_names, clients, accounts, strict=True):
+            self.tenants[name] = Tenant(name, process, {f: dag_id(name, f) for f in FLOWS}, client, account)
+            process.pogo.seed(client=client, **self.seed["poweroffice_go"])
+            process.invoiced.seed(account=account, **self.seed["invoiced"])
 
     def stop(self) -> None:
         """Stop every process group this stack started (SIGTERM, then SIGKILL), then drop its databases."""
@@ -317,12 +368,12 @@ class CeleryStack:
                     "conn_type": "poweroffice_go",
                     "host": f"http://127.0.0.1:{s.pogo_port}/v2",
                     "login": s.pogo_application_key,
-                    "password": s.pogo_client_key,
+                    "password": tenant.pogo_client_key,
                     "extra": {"subscription_key": s.pogo_subscription_key},
                 }
             )
             env[f"AIRFLOW_CONN_{inv.upper()}"] = json.dumps(
-                {"conn_type": "invoiced", "host": f"http://127.0.0.1:{s.invoiced_port}", "login": s.invoiced_api_key}
+                {"conn_type": "invoiced", "host": f"http://127.0.0.1:{s.invoiced_port}", "login": tenant.invoiced_key}
             )
         (self.workdir / "airflow.env").write_text("".join(f"{k}={_shell_quote(v)}\n" for k, v in env.items()))
         (self.workdir / "airflow.env").chmod(0o600)
@@ -453,7 +504,7 @@ class CeleryStack:
         body = {"logical_date": None, "conf": {"full_refresh": False, "dry_run": False, **conf}}
         return self.api("POST", f"dags/{dag}/dagRuns", json=body).json()["dag_run_id"]
 
-    def run_cycle(self) -> dict[str, list[dict]]:
+    def run_cycle(self, timeout: float = 600) -> dict[str, list[dict]]:
         """Every flow of every tenant triggered at once, then, as the asset schedule would, the flows that depend on
         others once more (orders whose customers were linked meanwhile); every run by dag once all are done."""
         from pogo_invoiced_sync.engine.flow_mapping import load_all
@@ -462,11 +513,11 @@ class CeleryStack:
         dags = [d for t in self.tenants.values() for d in t.dag_ids.values()]
         for dag in dags:
             self.trigger(dag)
-        self.wait_idle(dags)
+        self.wait_idle(dags, timeout)
         for tenant in self.tenants.values():
             for flow in dependent:
                 self.trigger(tenant.dag_ids[flow])
-        return self.wait_idle(dags)
+        return self.wait_idle(dags, timeout)
 
     def wait_idle(self, dags: list[str], timeout: float = 600) -> dict[str, list[dict]]:
         """Until no run of ``dags`` is queued or running (asset-triggered runs included); every run by dag."""
@@ -553,12 +604,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenants", default="default", help="comma-separated tenant names (default: default)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--shared-keys",
+        action="store_true",
+        help="all tenants on one sandbox pair: one PowerOffice Go subscription key with a client key per tenant, "
+        "an Invoiced account per tenant",
+    )
     args = parser.parse_args(argv)
     problem = redis_reachable()
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    stack = CeleryStack(ROOT / ".run" / "celery", tenant_names(args.tenants), args.workers, args.concurrency)
+    stack = CeleryStack(
+        ROOT / ".run" / "celery",
+        tenant_names(args.tenants),
+        args.workers,
+        args.concurrency,
+        shared_keys=args.shared_keys,
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     started = time.monotonic()
     with stack:

@@ -5,6 +5,7 @@ import asyncio
 import collections
 import json
 import re
+import time
 from typing import Protocol
 
 from aiohttp import web
@@ -56,11 +57,17 @@ class Counters:
         """Forget all counts."""
         self.by_route: collections.Counter = collections.Counter()
         self.by_status: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        # Wall-clock times of the first and last call counted: how long a run kept the API busy.
+        self.first_at: float | None = None
+        self.last_at: float | None = None
 
     def record(self, key: str, status: int | str) -> None:
         """Count one request and its outcome."""
         self.by_route[key] += 1
         self.by_status[key][str(status)] += 1
+        self.last_at = time.time()
+        if self.first_at is None:
+            self.first_at = self.last_at
 
     def to_dict(self) -> dict:
         """Return counts, plus a total of write calls (POST, PUT, PATCH, DELETE)."""
@@ -70,6 +77,8 @@ class Counters:
             "writes": writes,
             "routes": dict(self.by_route),
             "statuses": {k: dict(v) for k, v in self.by_status.items()},
+            "first_at": self.first_at,
+            "last_at": self.last_at,
         }
 
 

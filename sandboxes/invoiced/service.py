@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import hmac
 import json
 import logging
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 STANDARD_HEADERS = {"WWW-Authenticate": 'Basic realm="Invoiced"', "Cache-Control": "no-cache, no-store"}
 DEFAULT_SETTINGS = {"max_in_flight": ref.MAX_IN_FLIGHT, "idempotency_ttl_seconds": ref.IDEMPOTENCY_TTL_SECONDS}
 _UNLIMITED = 1 << 62
+# The store of the account whose API key the request in this task carries (set for the handler's duration only).
+_ACCOUNT_STORE: contextvars.ContextVar[Store | None] = contextvars.ContextVar("invoiced_account_store", default=None)
 
 
 def scrub(key: str) -> str:
@@ -49,9 +52,29 @@ class InvoicedService:
 
     def __init__(self, settings: SandboxSettings) -> None:
         self.api_key = settings.invoiced_api_key
+        # One account per API key: the default one, then any opted-in extra accounts.
+        self.stores: dict[str, Store] = {key: Store() for key in (self.api_key, *settings.invoiced_extra_api_keys)}
         self.limiter = RequestsInFlight(ref.MAX_IN_FLIGHT)
-        self.store = Store()
         self.settings = dict(DEFAULT_SETTINGS)
+
+    @property
+    def store(self) -> Store:
+        """The data of the account the current request's API key opens; outside requests, the default account's."""
+        active = _ACCOUNT_STORE.get()
+        return active if active is not None else self.stores[self.api_key]
+
+    @store.setter
+    def store(self, value: Store) -> None:
+        self.stores[self.api_key] = value
+
+    def account_store(self, account: str | None) -> Store:
+        """The data of the account with API key ``account`` (None: the default account); unknown keys are an error."""
+        if account is None:
+            return self.store
+        if account not in self.stores:
+            raise web.HTTPNotFound(text=json.dumps({"error": "unknown account API key"}),
+                                   content_type="application/json")
+        return self.stores[account]
 
     # -- the Service protocol -------------------------------------------------------------------------------------
 
@@ -96,25 +119,29 @@ class InvoicedService:
 
     def reset(self) -> None:
         """Forget all records, caches and replies; restore the default settings."""
-        self.store = Store()
+        self.stores = {key: Store() for key in self.stores}
         self.configure(dict(DEFAULT_SETTINGS))
 
     def snapshot(self) -> dict:
         """The state a restart keeps (``--state-file``): the store (records, caches, idempotent replies), settings."""
-        return {"store": self.store, "settings": dict(self.settings)}
+        extra = {k: v for k, v in self.stores.items() if k != self.api_key}
+        return {"store": self.store, "settings": dict(self.settings), "accounts": extra}
 
     def restore(self, state: dict) -> None:
         """Take back a :meth:`snapshot`; nothing is in flight after a restart."""
         self.store = state["store"]
+        self.stores.update({k: v for k, v in state.get("accounts", {}).items() if k in self.stores})
         self.configure(state["settings"])
 
     def seed(self, spec: dict) -> dict:
-        """Add deterministic Nordic customers, contacts and invoices; return the counts."""
-        return seeding.seed(self.store, spec or {})
+        """Add deterministic Nordic customers, contacts and invoices (``account``: that API key's); the counts."""
+        spec = dict(spec or {})
+        return seeding.seed(self.account_store(spec.pop("account", None)), spec)
 
     def inspect(self, entity: str, query: dict) -> list[dict]:
         """Every stored ``customers``/``contacts``/``invoices`` record as the API shows it (optionally one ``id``)."""
-        tables = {"customers": self.store.customers, "contacts": self.store.contacts, "invoices": self.store.invoices}
+        store = self.account_store(query.get("account"))
+        tables = {"customers": store.customers, "contacts": store.contacts, "invoices": store.invoices}
         if entity not in tables:
             raise web.HTTPNotFound(text=json.dumps({"error": f"unknown entity {entity!r}; use {sorted(tables)}"}),
                                    content_type="application/json")
@@ -187,7 +214,7 @@ class InvoicedService:
         if not key:
             raise ApiError(401, "Missing API key! HINT: You can pass in your API key as the username parameter using "
                                 "HTTP Basic Auth.")
-        if not hmac.compare_digest(key.encode(), self.api_key.encode()):
+        if not any(hmac.compare_digest(key.encode(), known.encode()) for known in self.stores):
             raise ApiError(401, f"We could not authenticate you with the API Key: {scrub(key)}")
         return key
 
@@ -219,7 +246,12 @@ class InvoicedService:
     def _endpoint(self, methods: dict):
         """An aiohttp handler dispatching one path to ``methods`` (method name → coroutine)."""
         async def handle(request: web.Request) -> web.Response:
-            return await self._dispatch(request, methods)
+            # The account chosen by the API key holds for this request only, whichever way it ends.
+            outer = _ACCOUNT_STORE.set(None)
+            try:
+                return await self._dispatch(request, methods)
+            finally:
+                _ACCOUNT_STORE.reset(outer)
         return handle
 
     async def _dispatch(self, request: web.Request, methods: dict) -> web.Response:
@@ -227,6 +259,7 @@ class InvoicedService:
         replay_key = None
         try:
             api_key = self._authenticate(request)
+            _ACCOUNT_STORE.set(self.stores[api_key])
             idempotency_key = self._idempotency_key(request)
             if idempotency_key:
                 replay_key = (api_key, idempotency_key)

@@ -6,6 +6,7 @@ import binascii
 import json
 import secrets
 import time
+import uuid
 
 # The privileges the sandbox's integration holds, as the JWT ``role`` claim lists them.
 ROLES = ["Customer", "Customer_Full", "ContactPerson", "ContactPerson_Full", "SalesOrders", "SalesOrders_Full"]
@@ -31,31 +32,44 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
     return application_key, client_key
 
 
+def client_identity(client_key: str, default_key: str) -> tuple[str, str]:
+    """``(ClientId, ClientName)`` of the client a client key opens: the sandbox's own, or one derived from the key."""
+    if client_key == default_key:
+        return CLIENT_ID, CLIENT_NAME
+    return str(uuid.uuid5(uuid.UUID(CLIENT_ID), client_key)), f"Sandbox Client {client_key[:24]}"
+
+
 class Tokens:
     """Issued access tokens with their expiry; each is valid only in the environment (prod or demo) that issued it."""
 
     def __init__(self) -> None:
-        self._expiry: dict[str, tuple[float, str]] = {}
+        self._expiry: dict[str, tuple] = {}
 
     def clear(self) -> None:
         """Forget every token."""
         self._expiry.clear()
 
-    def issue(self, environment: str, ttl: int) -> str:
-        """Mint a JWT-looking opaque token that expires ``ttl`` seconds from now."""
+    def issue(self, environment: str, ttl: int, client: str | None = None,
+              identity: tuple[str, str] = (CLIENT_ID, CLIENT_NAME)) -> str:
+        """Mint a JWT-looking opaque token that expires ``ttl`` seconds from now, bound to ``client`` (its key)."""
         now = time.time()
         # Drop expired tokens now and then so the table stays small under long runs.
         if len(self._expiry) > 1000:
             self._expiry = {t: v for t, v in self._expiry.items() if v[0] > now}
         claims = {"iss": "https://goapi.poweroffice.net", "aud": "goapi", "iat": int(now), "nbf": int(now),
-                  "exp": int(now + ttl), "goClientId": CLIENT_ID, "goClientName": CLIENT_NAME,
+                  "exp": int(now + ttl), "goClientId": identity[0], "goClientName": identity[1],
                   "goActiveClientSubscriptions": ["Invoicing"], "goInvalidPrivileges": [], "role": ROLES,
                   "jti": secrets.token_hex(16)}
         token = ".".join([_b64({"alg": "RS256", "typ": "JWT"}), _b64(claims), secrets.token_urlsafe(32)])
-        self._expiry[token] = (now + ttl, environment)
+        self._expiry[token] = (now + ttl, environment, client)
         return token
 
     def valid(self, token: str | None, environment: str) -> bool:
         """Tell whether ``token`` was issued for ``environment`` and has not expired."""
         entry = self._expiry.get(token or "")
         return entry is not None and entry[1] == environment and time.time() < entry[0]
+
+    def client(self, token: str | None) -> str | None:
+        """The client key ``token`` was issued to (None for tokens of older snapshots)."""
+        entry = self._expiry.get(token or "")
+        return entry[2] if entry is not None and len(entry) > 2 else None

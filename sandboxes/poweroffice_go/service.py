@@ -4,6 +4,7 @@ Paths match case-insensitively and are served both at the root and under ``/Demo
 """
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 import re
@@ -31,6 +32,8 @@ _AREA_ROLES = {
 _JSON_TYPES = re.compile(r"^(application/json|text/json|application/[\w.+-]*\+json)$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _BINDING_TITLE = "One or more validation errors occurred."
+# The store of the client whose token the request in this task carries (set for the handler's duration only).
+_CLIENT_STORE: contextvars.ContextVar[Store | None] = contextvars.ContextVar("pogo_client_store", default=None)
 
 
 class Unlimited:
@@ -90,19 +93,41 @@ class PowerOfficeGoService:
 
     # -- Service protocol ---------------------------------------------------------------------------------------
 
+    @property
+    def store(self) -> Store:
+        """The data of the client the current request's token belongs to; outside requests, the default client's."""
+        active = _CLIENT_STORE.get()
+        return active if active is not None else self.stores[self.settings.pogo_client_key]
+
+    @store.setter
+    def store(self, value: Store) -> None:
+        self.stores[self.settings.pogo_client_key] = value
+
+    def client_store(self, client: str | None) -> Store:
+        """The data of the client with key ``client`` (None: the default client); an unknown key is an error."""
+        if client is None:
+            return self.store
+        if client not in self.stores:
+            raise web.HTTPNotFound(text=json.dumps({"error": "unknown client key"}), content_type="application/json")
+        return self.stores[client]
+
     def reset(self) -> None:
-        """Empty the store and restore the default settings."""
-        self.store = Store()
+        """Empty every client's store and restore the default settings."""
+        # One store per client key: the default one, then any opted-in extra clients under the same subscription.
+        keys = (self.settings.pogo_client_key, *self.settings.pogo_extra_client_keys)
+        self.stores: dict[str, Store] = {key: Store() for key in keys}
         self.config = dict(DEFAULT_CONFIG)
         self.limiter = RequestsPerSecond(DEFAULT_CONFIG["rate_limit_per_second"])
 
     def snapshot(self) -> dict:
         """The state a restart keeps (``--state-file``): the store, the settings and the issued tokens."""
-        return {"store": self.store, "config": dict(self.config), "tokens": self.tokens}
+        extra = {k: v for k, v in self.stores.items() if k != self.settings.pogo_client_key}
+        return {"store": self.store, "config": dict(self.config), "tokens": self.tokens, "clients": extra}
 
     def restore(self, state: dict) -> None:
         """Take back a :meth:`snapshot` (a rate-limit window starts afresh, as after a real restart)."""
         self.store, self.tokens = state["store"], state["tokens"]
+        self.stores.update({k: v for k, v in state.get("clients", {}).items() if k in self.stores})
         self.config = dict(DEFAULT_CONFIG)
         self.configure(state["config"])
 
@@ -131,15 +156,17 @@ class PowerOfficeGoService:
         return dict(self.config)
 
     def seed(self, spec: dict) -> dict:
-        """Seed deterministic Nordic customers, contact persons and sales orders."""
+        """Seed deterministic Nordic customers, contact persons and sales orders (``client``: that client key's)."""
+        spec = dict(spec or {})
+        store = self.client_store(spec.pop("client", None))
         try:
-            return seeding.seed(self.store, spec or {})
+            return seeding.seed(store, spec)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}), content_type="application/json") from None
 
     def inspect(self, entity: str, query: dict) -> list[dict]:
-        """Every stored record of ``entity`` as the API shows it (``id`` narrows to one)."""
-        store = self.store
+        """Every stored record of ``entity`` as the API shows it (``id`` narrows to one, ``client`` picks a client)."""
+        store = self.client_store(query.get("client"))
         views = {
             "customers": lambda: (store.render_customer(r) for r in store.customers.values()),
             "contact_persons": lambda: (store.render_contact_person(r) for r in store.contact_persons.values()),
@@ -236,15 +263,20 @@ class PowerOfficeGoService:
                 continue
             environment = "demo" if match.group("demo") else "prod"
             params = {k: v for k, v in match.groupdict().items() if k != "demo"}
+            active = None
             try:
                 if handler != self.token:
                     denied = self._gateway(request, environment, bearer=True)
                     if denied is not None:
                         return denied
                     self._check_privilege(request)
+                    active = _CLIENT_STORE.set(self.stores.get(self._token_client(request)))
                 return await handler(request, environment, **params)
             except ApiError as exc:
                 return errors.problem(exc.status, exc.title, exc.detail, request.path)
+            finally:
+                if active is not None:
+                    _CLIENT_STORE.reset(active)
         if allowed:
             return web.Response(status=405, headers={"Allow": ", ".join(sorted(allowed))})
         return web.Response(status=404)
@@ -262,6 +294,11 @@ class PowerOfficeGoService:
             if not self.tokens.valid(token, environment):
                 return web.Response(status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         return None
+
+    def _token_client(self, request: web.Request) -> str | None:
+        """The client key the request's bearer token was issued to."""
+        header = request.headers.get("Authorization", "")
+        return self.tokens.client(header[7:].strip() if header[:7].lower() == "bearer " else None)
 
     def _check_privilege(self, request: web.Request) -> None:
         """403 when every role the call accepts is invalid on this client (a missing module subscription)."""
@@ -297,16 +334,20 @@ class PowerOfficeGoService:
         if keys is None:
             return errors.oauth(400, "invalid_client", "The Authorization header must be 'Basic ' followed by "
                                                        "base64(application key:client key).")
-        if keys != (self.settings.pogo_application_key, self.settings.pogo_client_key):
+        if keys[0] != self.settings.pogo_application_key or keys[1] not in self.stores:
             return errors.oauth(400, "invalid_client", "Client integration not found. Please ensure the provided keys "
                                                        "are matching the desired environment.")
         ttl = self.config["token_ttl_seconds"]
-        return json_body({"access_token": self.tokens.issue(environment, ttl), "token_type": "bearer",
-                          "expires_in": int(ttl)}, headers={"Cache-Control": "no-store"})
+        identity = auth.client_identity(keys[1], self.settings.pogo_client_key)
+        token = self.tokens.issue(environment, ttl, keys[1], identity)
+        return json_body({"access_token": token, "token_type": "bearer", "expires_in": int(ttl)},
+                         headers={"Cache-Control": "no-store"})
 
     async def client_information(self, request: web.Request, environment: str) -> web.Response:
         """GET /ClientIntegrationInformation: who the token belongs to and what it may do."""
-        return json_body({"ClientId": auth.CLIENT_ID, "ClientName": auth.CLIENT_NAME,
+        client_id, client_name = auth.client_identity(self._token_client(request) or self.settings.pogo_client_key,
+                                                      self.settings.pogo_client_key)
+        return json_body({"ClientId": client_id, "ClientName": client_name,
                           "ActiveClientSubscriptions": ["Invoicing"],
                           "ValidPrivileges": [r for r in auth.ROLES if r not in self.config["invalid_privileges"]],
                           "InvalidPrivileges": list(self.config["invalid_privileges"])})

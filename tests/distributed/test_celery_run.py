@@ -34,8 +34,7 @@ class TenantView:
         self.stack, self.tenant = stack, stack.tenants[tenant]
 
     def records(self, system: str, entity: str) -> list[dict]:
-        sandboxes = self.tenant.sandboxes
-        return (sandboxes.pogo if system == "poweroffice_go" else sandboxes.invoiced).records(entity)
+        return self.tenant.records(system, entity)
 
     def sql(self, query: str, *params):
         import psycopg
