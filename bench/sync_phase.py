@@ -40,13 +40,15 @@ def main(out_path: str, label: str) -> int:
     # Imported here, not in two threads of a stage at once (a concurrent first import can see a half-made module).
     import pogo_invoiced_sync.hooks.invoiced
     import pogo_invoiced_sync.hooks.poweroffice_go  # noqa: F401
+    from pogo_invoiced_sync.engine import link_store
     from pogo_invoiced_sync.engine.flow_mapping import INVOICED, POGO
-    from pogo_invoiced_sync.engine.link_store import LinkStore
     from pogo_invoiced_sync.operators import sync
 
     times = StoreTimes()
-    # Every LinkStore the operators open goes through the timing proxy (migrate() and connecting included).
-    sync.LinkStore = lambda connect, schema: TimedStore(LinkStore(connect, schema), times)
+    # Every LinkStore the operators open goes through the timing proxy (migrate() and connecting included). The
+    # operators import LinkStore when a task runs, from the engine's module: replace it there.
+    original = link_store.LinkStore
+    link_store.LinkStore = lambda connect, schema: TimedStore(original(connect, schema), times)
     import_seconds = time.perf_counter() - import_started
     baseline_rss = rss_mib()
 

@@ -32,6 +32,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 SCHEMA = "pogo_invoiced_sync_limits"
+MAX_CONNECTIONS = 4  # per limiter and process
 POLL_SECONDS = 0.05  # longest sleep between two looks at a credential whose slots are all in flight
 
 # The statements below name the schema literally (``pogo_invoiced_sync_limits``, as SCHEMA): fixed SQL text, values
@@ -65,25 +66,50 @@ class SharedSlots:
         self.limit = int(limit)
         self.cooldown = cooldown + (margin if cooldown else 0.0)
         self.lease = lease
-        self._lock = threading.Lock()  # one connection per limiter; statements are sub-millisecond
-        self._conn: Any = None
+        # A few connections per limiter: one would serialise the take and release statements of every thread.
+        self.max_connections = min(MAX_CONNECTIONS, self.limit)
+        self._pool = threading.Condition()
+        self._idle: list[Any] = []
+        self._opened = 0
         self._wake = threading.Condition()
 
     # -- the database ------------------------------------------------------------------------------------------
 
     def _run(self, work: Callable[[Any], list[tuple]]) -> list[tuple]:
-        """Run ``work`` on the limiter's autocommitted connection, reconnecting once if the connection was lost."""
-        with self._lock:
+        """Run ``work`` on one of the limiter's autocommitted connections, reconnecting once if it was lost."""
+        conn = self._checkout()
+        try:
             for attempt in (1, 2):
                 try:
-                    if self._conn is None or self._conn.closed:
-                        self._conn = self._open()
-                    return work(self._conn)
+                    if conn is None or conn.closed:
+                        conn = self._open()
+                    return work(conn)
                 except Exception:
-                    if attempt == 2 or self._conn is None or not self._conn.closed:
+                    if attempt == 2 or conn is None or not conn.closed:
                         raise
-                    self._conn = None
+                    conn = None
             raise AssertionError("unreachable")
+        finally:
+            self._checkin(conn)
+
+    def _checkout(self) -> Any:
+        """An idle connection, or None when the caller may open a new one (below ``max_connections``)."""
+        with self._pool:
+            while True:
+                if self._idle:
+                    return self._idle.pop()
+                if self._opened < self.max_connections:
+                    self._opened += 1
+                    return None
+                self._pool.wait()
+
+    def _checkin(self, conn: Any) -> None:
+        with self._pool:
+            if conn is None or conn.closed:
+                self._opened -= 1
+            else:
+                self._idle.append(conn)
+            self._pool.notify()
 
     def _open(self) -> Any:
         conn = self._connect()
@@ -105,11 +131,13 @@ class SharedSlots:
         return conn
 
     def close(self) -> None:
-        """Close the limiter's connection (slots it holds are released by their ``slot()`` blocks first)."""
-        with self._lock:
-            if self._conn is not None and not self._conn.closed:
-                self._conn.close()
-            self._conn = None
+        """Close the limiter's idle connections (slots it holds are released by their ``slot()`` blocks first)."""
+        with self._pool:
+            for conn in self._idle:
+                if not conn.closed:
+                    conn.close()
+            self._opened -= len(self._idle)
+            self._idle.clear()
 
     # -- the limiter interface ---------------------------------------------------------------------------------
 

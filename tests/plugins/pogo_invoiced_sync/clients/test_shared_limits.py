@@ -99,7 +99,8 @@ def test_a_limiter_that_lost_its_connection_reconnects(postgres_dsn):
     try:
         with limiter.slot():
             pass
-        limiter._conn.close()  # as a database restart would
+        for conn in limiter._idle:
+            conn.close()  # as a database restart would
         with limiter.slot() as waited:
             assert waited >= 0
     finally:
