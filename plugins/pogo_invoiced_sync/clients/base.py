@@ -617,6 +617,19 @@ class ApiClient:
         result: dict[str, Any] | None = self.request_json("GET", endpoint, params=params, not_found_ok=True)
         return result
 
+    def page_rows(self, response: requests.Response, endpoint: str) -> list[Any]:
+        """The records of one listing page: a JSON array (an empty body or 204 is none); else MalformedResponseError."""
+        rows = [] if response.status_code == 204 or not response.content.strip() else response.json()
+        if not isinstance(rows, list):
+            raise MalformedResponseError(
+                self.system,
+                response.status_code,
+                f"expected a JSON array, got {type(rows).__name__}",
+                method="GET",
+                path=endpoint,
+            )
+        return rows
+
     def require_id(self, record: Any, method: str, endpoint: str) -> dict[str, Any]:
         """Return ``record`` if it is an object with an id, else raise :class:`MalformedResponseError`."""
         if not isinstance(record, dict) or find_key(record, "id") in (None, ""):

@@ -142,7 +142,7 @@ class InvoicedClient(ApiClient):
         while True:
             response = self._list_request(url)
             listing.answered(response)
-            rows = self._rows(response, endpoint)
+            rows = self.page_rows(response, endpoint)
             count = _total(response)
             if total is not None and count is not None and count != total:
                 listing.move(f"{endpoint}: X-Total-Count went from {total} to {count} between pages")
@@ -168,18 +168,6 @@ class InvoicedClient(ApiClient):
         response = self.request("GET", url)
         assert response is not None  # only a tolerated 404 answers None
         return response
-
-    def _rows(self, response: requests.Response, endpoint: str) -> list[Any]:
-        rows = response.json() if response.content.strip() else []
-        if not isinstance(rows, list):
-            raise MalformedResponseError(
-                self.system,
-                response.status_code,
-                f"expected a JSON array, got {type(rows).__name__}",
-                method="GET",
-                path=endpoint,
-            )
-        return rows
 
     def _next_url(self, url: str, following: str, response: requests.Response, endpoint: str) -> str:
         url = urljoin(url, following)
@@ -226,7 +214,7 @@ class InvoicedClient(ApiClient):
                 query["page"] = page
             response = self._list_request(self.url_for(endpoint, query))
             listing.answered(response)
-            rows = self._rows(response, endpoint)
+            rows = self.page_rows(response, endpoint)
             fresh = []
             for row in rows:
                 key, stamp = (row.get("id"), row.get("updated_at")) if isinstance(row, Mapping) else (None, None)

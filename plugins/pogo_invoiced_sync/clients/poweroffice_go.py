@@ -334,15 +334,7 @@ class PowerOfficeGoClient(ApiClient):
             current = _member(pagination, "currentPage")
             if current is not None and current != page:
                 listing.move(f"{endpoint}: asked for page {page}, X-Pagination says page {current}")
-            rows = [] if response.status_code == 204 or not response.content.strip() else response.json()
-            if not isinstance(rows, list):
-                raise MalformedResponseError(
-                    self.system,
-                    response.status_code,
-                    f"expected a JSON array, got {type(rows).__name__}",
-                    method="GET",
-                    path=endpoint,
-                )
+            rows = self.page_rows(response, endpoint)
             if not rows:
                 if announced:
                     listing.move(f"{endpoint}: page {page} was empty although the page before announced it")

@@ -163,6 +163,17 @@ def create_app(
             )
         return flows
 
+    @contextlib.contextmanager
+    def flow_console(
+        request: Request, user: Any, flow: str, method: Literal["GET", "PUT", "POST"]
+    ) -> Iterator[tuple[Tenant, ConsoleStore]]:
+        """The request's tenant and its console store, once ``flow`` is known and ``user`` may ``method`` it."""
+        tenant = tenant_of(request)
+        with console(tenant) as store:
+            store.mapping(flow)
+            require(user, tenant, flow, method)
+            yield tenant, store
+
     def console_root(request: Request) -> str:
         """The default tenant's console root: the root path without a ``/t/<tenant>`` prefix."""
         root = request.scope.get("root_path", "")
@@ -255,10 +266,7 @@ def create_app(
         after: str | None = None,
         user=signed_in,
     ):
-        tenant = tenant_of(request)
-        with console(tenant) as store:
-            store.mapping(flow)
-            require(user, tenant, flow, "GET")
+        with flow_console(request, user, flow, "GET") as (tenant, store):
             listing = {**store.listing(kind, flow, run_id, before, after), "dag_id": tenant.dag_id(flow)}
         return page(request, pages.listing(request.scope.get("root_path", ""), user.get_name(), listing))
 
@@ -282,10 +290,7 @@ def create_app(
 
     @app.get("/api/record/{flow}/{system}/{record_id}")
     def record_api(request: Request, flow: str, system: str, record_id: str, user=signed_in):
-        tenant = tenant_of(request)
-        with console(tenant) as store:
-            store.mapping(flow)
-            require(user, tenant, flow, "GET")
+        with flow_console(request, user, flow, "GET") as (_, store):
             return as_json(store.record(flow, system, record_id))
 
     @app.get("/api/list/{kind}")
@@ -298,10 +303,7 @@ def create_app(
         after: str | None = None,
         user=signed_in,
     ):
-        tenant = tenant_of(request)
-        with console(tenant) as store:
-            store.mapping(flow)
-            require(user, tenant, flow, "GET")
+        with flow_console(request, user, flow, "GET") as (_, store):
             return as_json(store.listing(kind, flow, run_id, before, after))
 
     @app.post("/api/actions/{action}")
@@ -321,10 +323,7 @@ def create_app(
             raise ActionError(422, "flow is required")
         preview = bool(body.get("preview", False))
         name = user.get_name()
-        tenant = tenant_of(request)
-        with console(tenant) as store:
-            store.mapping(flow)
-            require(user, tenant, flow, "PUT")
+        with flow_console(request, user, flow, "PUT") as (tenant, store):
             if action == "retry":
                 require(user, tenant, flow, "POST", DagAccessEntity.RUN)
             result = _run_action(store, action, flow, body, name, preview)
