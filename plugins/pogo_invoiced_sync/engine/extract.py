@@ -9,7 +9,7 @@ from pogo_invoiced_sync.clients.listing import Listing
 from pogo_invoiced_sync.engine.entities import ApiClientLike, Entity, entity_for
 from pogo_invoiced_sync.engine.flow_mapping import FlowMapping
 from pogo_invoiced_sync.engine.link_store import LinkStore
-from pogo_invoiced_sync.engine.map_step import _hold, _stamp
+from pogo_invoiced_sync.engine.map_step import _hold, _stamp, payload_digester
 from pogo_invoiced_sync.engine.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,19 @@ def extract(
     local_start = dt.datetime.now(dt.UTC)
     unreadable: list[dict] = []
     held: list[dt.datetime] = []
+    # What each mirror row was mapped from: a record listed with the same payload is staged without it, and the map
+    # step skips it. A full refresh maps everything again.
+    known = {} if full_refresh else store.record_digests(mapping.flow, system)
+    digest = payload_digester(mapping, system)
+    unchanged = 0
 
     def pages():
+        nonlocal unchanged
         for page in entity.list(client, since, side.list_params, listing=listing):
             rows = []
             for raw in page:
                 try:
-                    rows.append((entity.record_id(raw), raw))
+                    record_id = entity.record_id(raw)
                 except ValueError as exc:
                     # Not silently skipped: the sync log says so, and the cursor stays before it for the next run.
                     log.warning("skipping malformed %s record: %s", system, exc)
@@ -73,6 +79,10 @@ def extract(
                     if stamp:
                         held.append(stamp)
                     continue
+                text, payload_digest = digest(raw)
+                same = known.get(record_id) == payload_digest
+                unchanged += same
+                rows.append((record_id, None if same else text, payload_digest))
             yield rows  # a record listed twice is the client's to notice (Listing.listed): the list moved
 
     def cursor_after() -> dt.datetime | None:
@@ -108,7 +118,13 @@ def extract(
     )
     if unreadable:
         store.log(mapping.flow, run_id, unreadable)
-    result = {"system": system, "records": count, "full_scan": full_scan, "since": since.isoformat() if since else None}
+    result = {
+        "system": system,
+        "records": count,
+        "unchanged": unchanged,
+        "full_scan": full_scan,
+        "since": since.isoformat() if since else None,
+    }
     if reconciliation:
         result["full_reconciliation"] = True
     if listing.moved:

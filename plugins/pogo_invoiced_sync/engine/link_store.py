@@ -156,41 +156,49 @@ class LinkStore:
         flow: str,
         run_id: str,
         system: str,
-        pages: Iterable[list[tuple[str, dict]]],
+        pages: Iterable[list[tuple[str, dict | str | None] | tuple[str, dict | str | None, bytes | None]]],
         full_scan: bool,
         since: dt.datetime | None,
         max_changed_at: Callable[[], dt.datetime | None],
         api_calls: Callable[[], int],
         listing: Callable[[], dict] | None = None,
     ) -> int:
-        """Replace this run's staged rows of ``system`` with ``pages`` of (record id, payload), streamed by COPY.
+        """Replace this run's staged rows of ``system`` with ``pages`` of (record id, payload[, digest]), by COPY.
 
+        A payload is a record or its JSON text; None stages a record listed unchanged by its id only (its digest
+        matched the mirror's), so that the map step skips it while deletions and the report still see it listed.
         ``listing`` gives, once the pages are read, what the listing noticed: ``listing_started_at`` (the
         server's time), ``cursor_at_start``, ``reconciliation`` (a scheduled full listing) and ``moved``.
         """
-        count = 0
+        count = unchanged = 0
         with self.transaction() as cur:
             cur.execute(
                 self.q("DELETE FROM {s}.staging WHERE flow = %s AND run_id = %s AND system = %s"),
                 (flow, run_id, system),
             )
-            with cur.copy(self.q("COPY {s}.staging (flow, run_id, system, record_id, payload) FROM STDIN")) as copy:
+            with cur.copy(
+                self.q("COPY {s}.staging (flow, run_id, system, record_id, payload, digest) FROM STDIN")
+            ) as copy:
                 for page in pages:
-                    for record_id, payload in page:
-                        copy.write_row((flow, run_id, system, record_id, _dumps(payload)))
+                    for record_id, payload, *digest in page:
+                        if payload is None:
+                            unchanged += 1
+                        elif not isinstance(payload, str):
+                            payload = _dumps(payload)
+                        copy.write_row((flow, run_id, system, record_id, payload, digest[0] if digest else None))
                         count += 1
             noted = listing() if listing is not None else {}
             cur.execute(
                 self.q(
                     "INSERT INTO {s}.extracts (flow, run_id, system, full_scan, since, max_changed_at, row_count, "
                     "api_calls, "
-                    "listing_started_at, cursor_at_start, reconciliation, moved) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (flow, run_id, system) DO "
-                    "UPDATE SET "
+                    "listing_started_at, cursor_at_start, reconciliation, moved, unchanged) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (flow, run_id, system) "
+                    "DO UPDATE SET "
                     "full_scan = EXCLUDED.full_scan, since = EXCLUDED.since, max_changed_at = EXCLUDED.max_changed_at, "
                     "row_count = EXCLUDED.row_count, api_calls = EXCLUDED.api_calls, extracted_at = now(), "
                     "listing_started_at = EXCLUDED.listing_started_at, cursor_at_start = EXCLUDED.cursor_at_start, "
-                    "reconciliation = EXCLUDED.reconciliation, moved = EXCLUDED.moved"
+                    "reconciliation = EXCLUDED.reconciliation, moved = EXCLUDED.moved, unchanged = EXCLUDED.unchanged"
                 ),
                 (
                     flow,
@@ -205,6 +213,7 @@ class LinkStore:
                     noted.get("cursor_at_start"),
                     bool(noted.get("reconciliation")),
                     noted.get("moved"),
+                    unchanged,
                 ),
             )
             cur.execute(self.q("ANALYZE {s}.staging"))  # fresh stats, or NOT EXISTS on staging runs as a nested loop
@@ -216,7 +225,7 @@ class LinkStore:
             cur.execute(
                 self.q(
                     "SELECT full_scan, since, max_changed_at, row_count, api_calls, changed, listing_started_at, "
-                    "cursor_at_start, reconciliation, moved FROM {s}.extracts "
+                    "cursor_at_start, reconciliation, moved, unchanged FROM {s}.extracts "
                     "WHERE flow = %s AND run_id = %s AND system = %s"
                 ),
                 (flow, run_id, system),
@@ -233,22 +242,40 @@ class LinkStore:
             "cursor_at_start",
             "reconciliation",
             "moved",
+            "unchanged",
         )
         return None if row is None else dict(zip(names, row, strict=True))
 
-    def iter_staging(self, flow: str, run_id: str, system: str, chunk: int = 5000) -> Iterator[list[dict]]:
-        """Staged payloads in chunks, read through a server-side cursor to bound memory."""
+    def iter_staging(
+        self, flow: str, run_id: str, system: str, chunk: int = 5000
+    ) -> Iterator[list[tuple[dict, bytes | None]]]:
+        """Staged (payload, digest) pairs to map, in chunks, read through a server-side cursor to bound memory.
+
+        A record listed twice counts as last listed; one staged without payload (unchanged) is not returned.
+        """
         with self.conn.transaction(), self.conn.cursor(name=f"staging_{system}") as cur:
             cur.itersize = chunk
             cur.execute(
                 self.q(
-                    "SELECT DISTINCT ON (record_id) payload FROM {s}.staging "
-                    "WHERE flow = %s AND run_id = %s AND system = %s ORDER BY record_id, seq DESC"
+                    "SELECT payload, digest FROM (SELECT DISTINCT ON (record_id) payload, digest FROM {s}.staging "
+                    "WHERE flow = %s AND run_id = %s AND system = %s ORDER BY record_id, seq DESC) last "
+                    "WHERE payload IS NOT NULL"
                 ),
                 (flow, run_id, system),
             )
             while rows := cur.fetchmany(chunk):
-                yield [r[0] for r in rows]
+                yield [(r[0], r[1]) for r in rows]
+
+    def record_digests(self, flow: str, system: str) -> dict[str, bytes]:
+        """The payload digest each mirror row of ``system`` was mapped from (rows without one are left out)."""
+        with self.transaction() as cur:
+            cur.execute(
+                self.q(
+                    "SELECT record_id, digest FROM {s}.records WHERE flow = %s AND system = %s AND digest IS NOT NULL"
+                ),
+                (flow, system),
+            )
+            return dict(cur.fetchall())
 
     # -- map ----------------------------------------------------------------------------------------------
 
@@ -259,18 +286,23 @@ class LinkStore:
         run_id: str,
         rows: Sequence[MirrorRow | Mapping[str, Any]],
         missed_up_to: dt.datetime | None = None,
+        digests: Mapping[str, bytes | None] | None = None,
     ) -> int:
         """Upsert mirror rows; a row of the flow whose fingerprint changed becomes dirty. Returns how many did.
 
         With ``missed_up_to`` (the cursor before a full listing), every dirty row whose change time is at or before
         it was a change the incremental reads missed: it gets a ``repair`` row in the sync log.
+        ``digests`` (by record id) are those of the payloads the rows were mapped from; a row merged without one
+        forgets the digest it had, so its record is mapped again when next listed.
         """
         if not rows:
             return 0
+        digests = digests or {}
         with self.transaction() as cur:
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS incoming_records (record_id text, vals jsonb, meta jsonb, "
-                "routed boolean, external_ref text, changed_at timestamptz, fingerprint text) ON COMMIT DELETE ROWS"
+                "routed boolean, external_ref text, changed_at timestamptz, fingerprint text, digest bytea) "
+                "ON COMMIT DELETE ROWS"
             )
             with cur.copy("COPY incoming_records FROM STDIN") as copy:
                 for r in (MirrorRow.of(system, row) for row in rows):
@@ -283,19 +315,21 @@ class LinkStore:
                             r.external_ref,
                             r.changed_at,
                             r.fingerprint,
+                            digests.get(r.record_id),
                         )
                     )
             cur.execute(
                 self.q(
                     "INSERT INTO {s}.records AS r (flow, system, record_id, vals, meta, routed, external_ref, "
                     "changed_at, "
-                    "fingerprint, dirty, seen_run) "
+                    "fingerprint, dirty, seen_run, digest) "
                     "SELECT %(flow)s, %(system)s, i.record_id, i.vals, i.meta, i.routed, i.external_ref, i.changed_at, "
                     "i.fingerprint, i.routed OR EXISTS (SELECT 1 FROM {s}.links l WHERE l.flow = %(flow)s AND "
-                    "l.{column} = i.record_id), %(run)s FROM incoming_records i "
+                    "l.{column} = i.record_id), %(run)s, i.digest FROM incoming_records i "
                     "ON CONFLICT (flow, system, record_id) DO UPDATE SET vals = EXCLUDED.vals, meta = EXCLUDED.meta, "
                     "routed = EXCLUDED.routed, external_ref = EXCLUDED.external_ref, changed_at = EXCLUDED.changed_at, "
-                    "fingerprint = EXCLUDED.fingerprint, dirty = EXCLUDED.dirty, seen_run = EXCLUDED.seen_run "
+                    "fingerprint = EXCLUDED.fingerprint, dirty = EXCLUDED.dirty, seen_run = EXCLUDED.seen_run, "
+                    "digest = EXCLUDED.digest "
                     "WHERE r.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint RETURNING r.record_id, r.changed_at, "
                     "r.dirty",
                     column=f"{system}_id",
@@ -326,13 +360,15 @@ class LinkStore:
                         if dirty and changed_at is not None and changed_at <= missed_up_to
                     ],
                 )
+            # A payload that changed with no change to the mapped values: remember it, so it is not mapped again.
+            # seen_run is the last run that read a change of the record (not every run that listed it).
             cur.execute(
                 self.q(
-                    "UPDATE {s}.records r SET seen_run = %s FROM incoming_records i "
+                    "UPDATE {s}.records r SET digest = i.digest, seen_run = %s FROM incoming_records i "
                     "WHERE r.flow = %s AND r.system = %s AND r.record_id = i.record_id "
-                    "AND r.seen_run IS DISTINCT FROM %s"
+                    "AND r.digest IS DISTINCT FROM i.digest"
                 ),
-                (run_id, flow, system, run_id),
+                (run_id, flow, system),
             )
         return changed
 
@@ -754,7 +790,8 @@ class LinkStore:
                         "EXCLUDED.meta, "
                         "routed = EXCLUDED.routed, external_ref = EXCLUDED.external_ref, changed_at = "
                         "EXCLUDED.changed_at, "
-                        "fingerprint = EXCLUDED.fingerprint, dirty = EXCLUDED.dirty"
+                        # What we wrote, not a payload we read: the record is mapped again when next listed.
+                        "fingerprint = EXCLUDED.fingerprint, dirty = EXCLUDED.dirty, digest = NULL"
                     ),
                     [
                         (

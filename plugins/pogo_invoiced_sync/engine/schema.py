@@ -239,4 +239,16 @@ CREATE OR REPLACE VIEW {s}.v_open_conflicts AS
         ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS api jsonb NOT NULL DEFAULT '{{}}'::jsonb;
     """,
     ),
+    (
+        9,
+        "a listed record whose payload did not change since it was mapped is staged without it and not mapped again",
+        """
+-- The digest of the payload (with the flow mapping's fingerprint) that the mirror row was mapped from; null when
+-- the row was written by anything else (an upsert's own write): the next listing then maps the record again.
+ALTER TABLE {s}.records ADD COLUMN IF NOT EXISTS digest bytea;
+-- A record listed unchanged is staged with its id only: deletions and the run report still see it listed.
+ALTER TABLE {s}.staging ALTER COLUMN payload DROP NOT NULL, ADD COLUMN IF NOT EXISTS digest bytea;
+ALTER TABLE {s}.extracts ADD COLUMN IF NOT EXISTS unchanged integer;   -- listed records staged without payload
+""",
+    ),
 ]

@@ -4,7 +4,7 @@ import datetime as dt
 
 import psycopg
 
-from pogo_invoiced_sync.engine.model import Completion, LinkWrite, PlanItem
+from pogo_invoiced_sync.engine.model import Completion, LinkWrite, MirrorRow, PlanItem
 
 
 def _row(record_id, name, fingerprint):
@@ -44,6 +44,18 @@ def test_a_changed_record_becomes_dirty(link_store):
     link_store.complete("f", "run1", Completion(settled=[("invoiced", "1")]))
     assert link_store.merge_records("f", "invoiced", "run2", [_row("1", "B", "y")]) == 1
     assert [p.invoiced.vals for p in link_store.dirty_pairs("f")] == [{"name": "B"}]
+
+
+def test_a_merged_row_keeps_the_digest_of_the_payload_it_was_mapped_from(link_store):
+    link_store.merge_records("f", "invoiced", "run1", [_row("1", "A", "x"), _row("2", "B", "y")], digests={"1": b"d1"})
+    assert link_store.record_digests("f", "invoiced") == {"1": b"d1"}
+
+
+def test_a_mirror_row_written_by_an_upsert_forgets_its_digest_so_its_record_is_mapped_again(link_store):
+    link_store.merge_records("f", "invoiced", "run1", [_row("1", "A", "x")], digests={"1": b"d1"})
+    written = MirrorRow("invoiced", "1", {"name": "B"}, True, None, None, {}, "y")
+    link_store.complete("f", "run2", Completion(mirror=[written]))
+    assert link_store.record_digests("f", "invoiced") == {}
 
 
 def test_the_cursor_never_moves_backwards(link_store):
