@@ -245,6 +245,7 @@ CREATE OR REPLACE VIEW {s}.v_open_conflicts AS
         """
 -- The digest of the payload (with the flow mapping's fingerprint) that the mirror row was mapped from; null when
 -- the row was written by anything else (an upsert's own write): the next listing then maps the record again.
+-- seen_run is from now on the last run that read a change of the record (mapped it), not the last that listed it.
 ALTER TABLE {s}.records ADD COLUMN IF NOT EXISTS digest bytea;
 -- A record listed unchanged is staged with its id only: deletions and the run report still see it listed.
 ALTER TABLE {s}.staging ALTER COLUMN payload DROP NOT NULL, ADD COLUMN IF NOT EXISTS digest bytea;

@@ -90,3 +90,12 @@ def test_a_record_the_map_step_rejected_is_read_and_reported_again_by_the_next_r
         assert dict(cur.fetchall()) == {"run1": 2, "run2": 2}
     connections.pogo.faults()
     assert _cycle(link_store, "run3")["seen"] == 2
+
+
+def test_records_listed_unchanged_count_as_handled_when_the_map_step_weighs_its_rejections(link_store, connections):
+    connections.pogo.seed(persons=3, persons_without_address=5)
+    _cycle(link_store, "run1")
+    # The three with an address lose a mapped field; more than half of the listing would stop the step.
+    connections.pogo.faults(strip_fields=["MailAddress.City"], path_pattern="Customers", methods=["GET"])
+    result = _cycle(link_store, "run2")
+    assert (result["unreadable"], result["unchanged"]) == (3, 5)
