@@ -53,8 +53,8 @@ def extract(
     unreadable: list[dict] = []
     held: list[dt.datetime] = []
     # What each mirror row was mapped from: a record listed with the same payload is staged without it, and the map
-    # step skips it. A full refresh maps everything again.
-    known = {} if full_refresh else store.record_digests(mapping.flow, system)
+    # step skips it. A full refresh maps everything again; an incremental listing needs only rows as recent as it.
+    known = {} if full_refresh else store.record_digests(mapping.flow, system, since)
     digest = payload_digester(mapping, system)
     unchanged = 0
 

@@ -266,14 +266,19 @@ class LinkStore:
             while rows := cur.fetchmany(chunk):
                 yield [(r[0], r[1]) for r in rows]
 
-    def record_digests(self, flow: str, system: str) -> dict[str, bytes]:
-        """The payload digest each mirror row of ``system`` was mapped from (rows without one are left out)."""
+    def record_digests(self, flow: str, system: str, changed_since: dt.datetime | None = None) -> dict[str, bytes]:
+        """The payload digest each mirror row of ``system`` was mapped from (rows without one are left out).
+
+        With ``changed_since``, only rows whose change time is not before it: a record listed as changed after that
+        time whose row is older changed since it was mapped, and its digest would not match anyway.
+        """
         with self.transaction() as cur:
             cur.execute(
                 self.q(
-                    "SELECT record_id, digest FROM {s}.records WHERE flow = %s AND system = %s AND digest IS NOT NULL"
+                    "SELECT record_id, digest FROM {s}.records WHERE flow = %s AND system = %s AND digest IS NOT NULL "
+                    "AND (%s::timestamptz IS NULL OR changed_at >= %s)"
                 ),
-                (flow, system),
+                (flow, system, changed_since, changed_since),
             )
             return dict(cur.fetchall())
 

@@ -18,7 +18,7 @@ FLOW = "customers_person"
 
 
 def _cycle(store, run_id: str, mapping: FlowMapping | None = None, **extract_options) -> dict:
-    """Extract PowerOffice Go's person-flow listing into staging and map it; the map step's result."""
+    """Extract PowerOffice Go's listing (of the person flow by default) into staging and map it; the map result."""
     mapping = mapping or load_mapping(FLOW)
     store.start_run(mapping.flow, run_id, {})
     steps.extract(store, mapping, POGO, PowerOfficeGoHook().get_conn(), run_id, **extract_options)
@@ -44,6 +44,14 @@ def test_records_listed_again_unchanged_are_not_mapped_again(link_store, connect
     second = _cycle(link_store, "run2")
     assert (second["seen"], second["unchanged"], second["changed"]) == (0, 3, 0)
     assert set(_mirror(link_store, "seen_run").values()) == {"run1"}  # the last run that read a change
+
+
+def test_records_read_again_by_an_incremental_listings_overlap_are_not_mapped_again(link_store, connections):
+    connections.pogo.seed(companies=3)
+    company = load_mapping("customers_company")  # listed incrementally, from the cursor minus its margins
+    assert _cycle(link_store, "run1", company)["seen"] == 3
+    second = _cycle(link_store, "run2", company)
+    assert (second["seen"], second["unchanged"]) == (0, 3)
 
 
 def test_a_record_edited_since_it_was_mapped_is_mapped_again(link_store, connections):
