@@ -152,6 +152,37 @@ class _RenewAuth(Exception):
     """Internal: the credentials were refused; renew them once and repeat the call."""
 
 
+class _Adapter(TCPKeepAliveAdapter):
+    """Keep-alive adapter that works out a connection pool's key once per origin and TLS setting, not per request."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._pool_keys: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
+        super().__init__(**kwargs)
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        # requests stats a CA bundle path (isdir) on every request: a syscall that gives the GIL away under load.
+        split = urlsplit(request.url or "")
+        key = (split.scheme, split.hostname, split.port, verify, tuple(cert) if isinstance(cert, list) else cert)
+        found = self._pool_keys.get(key)
+        if found is None:
+            found = self._pool_keys[key] = super().build_connection_pool_key_attributes(request, verify, cert)
+        return dict(found[0]), dict(found[1])
+
+
+class _ThreadStats:
+    """One thread's call counters, under a lock of its own (uncontended: no wait on the hot path)."""
+
+    __slots__ = ("calls", "limiter_wait", "lock", "statuses")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.statuses: collections.Counter[str] = collections.Counter()
+        self.limiter_wait = 0.0
+
+
 class ApiClient:
     """A thread-safe, retrying, rate-limited request loop for one JSON API.
 
@@ -192,11 +223,9 @@ class ApiClient:
         self._limiter_override = limiter
         self._local = threading.local()
         self._stats_lock = threading.Lock()
-        self._calls: collections.Counter[str] = collections.Counter()
-        self._statuses: collections.Counter[str] = collections.Counter()
+        self._thread_stats: list[_ThreadStats] = []
         self._retries = 0
         self._auth_renewals = 0
-        self._limiter_wait = 0.0
         self.listing_total: int | None = None
 
     # ------------------------------------------------------------------ sessions
@@ -212,11 +241,28 @@ class ApiClient:
             if self.settings.proxies:
                 session.proxies.update(self.settings.proxies)
             # Each session gets its own adapter: a shared pool of 10 would drop connections with many threads.
-            adapter = TCPKeepAliveAdapter(idle=120, count=20, interval=30)
+            adapter = _Adapter(idle=120, count=20, interval=30)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             self._local.session = session
+            self._local.send_settings = {}
         return session
+
+    def _send_settings(self, session: requests.Session, url: str) -> dict[str, Any]:
+        """Proxies, CA bundle and stream flag for ``url`` as ``Session.request`` merges them from the environment.
+
+        Worked out once per thread and origin: requests reads the whole environment (proxies, ``no_proxy``,
+        ``REQUESTS_CA_BUNDLE``) on every request otherwise. The environment is read when a thread first calls.
+        """
+        split = urlsplit(url)
+        origin = (split.scheme, split.netloc)
+        cache: dict[tuple[str, str], dict[str, Any]] = self._local.send_settings
+        found = cache.get(origin)
+        if found is None:
+            # verify passed explicitly: otherwise requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override
+            # the settings' ``verify`` (a CA bundle path, or false) (psf/requests#3829).
+            found = cache[origin] = dict(session.merge_environment_settings(url, {}, None, session.verify, None))
+        return found
 
     def _session_auth(self) -> Any:
         """Authentication every request of a session carries (None: calls add headers instead)."""
@@ -232,21 +278,35 @@ class ApiClient:
     @property
     def stats(self) -> dict[str, Any]:
         """Calls by method and status, retries, token renewals and seconds spent waiting in the limiter."""
+        calls: collections.Counter[str] = collections.Counter()
+        statuses: collections.Counter[str] = collections.Counter()
+        waited = 0.0
         with self._stats_lock:
+            for part in self._thread_stats:
+                with part.lock:
+                    calls.update(part.calls)
+                    statuses.update(part.statuses)
+                    waited += part.limiter_wait
             return {
-                "calls": dict(self._calls),
-                "calls_total": sum(self._calls.values()),
-                "statuses": dict(self._statuses),
+                "calls": dict(calls),
+                "calls_total": sum(calls.values()),
+                "statuses": dict(statuses),
                 "retries": self._retries,
                 "auth_renewals": self._auth_renewals,
-                "limiter_wait_seconds": round(self._limiter_wait, 3),
+                "limiter_wait_seconds": round(waited, 3),
             }
 
     def _count(self, method: str, status: int | str, waited: float) -> None:
-        with self._stats_lock:
-            self._calls[method] += 1
-            self._statuses[str(status)] += 1
-            self._limiter_wait += waited
+        # Counters per thread: one lock shared by every worker thread was contended on each call.
+        part: _ThreadStats | None = getattr(self._local, "stats", None)
+        if part is None:
+            part = self._local.stats = _ThreadStats()
+            with self._stats_lock:
+                self._thread_stats.append(part)
+        with part.lock:
+            part.calls[method] += 1
+            part.statuses[str(status)] += 1
+            part.limiter_wait += waited
 
     # ------------------------------------------------------------------ what subclasses provide
 
@@ -490,17 +550,16 @@ class ApiClient:
         send_headers.update(auth)
         if payload is not None and "Content-Type" not in send_headers:
             send_headers["Content-Type"] = "application/json"
+        # What Session.request does, with the request prepared before a slot is taken and the environment's
+        # settings worked out once per thread.
+        prepared = session.prepare_request(
+            requests.Request(method, url, headers=send_headers, data=payload if payload is not None else {})
+        )
+        send_settings = self._send_settings(session, url)
         with self.limiter.slot() as waited:
             try:
-                # verify passed explicitly: otherwise requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override
-                # the settings' ``verify`` (a CA bundle path, or false) (psf/requests#3829).
-                response = session.request(
-                    method,
-                    url,
-                    data=payload,
-                    headers=send_headers,
-                    verify=session.verify,
-                    timeout=(min(10.0, self.timeout), self.timeout),
+                response = session.send(
+                    prepared, timeout=(min(10.0, self.timeout), self.timeout), allow_redirects=True, **send_settings
                 )
             except requests.exceptions.SSLError as exc:
                 self._count(method, "ssl-error", waited)
