@@ -102,7 +102,7 @@ def test_invoiced_sends_the_api_key_as_user_with_an_empty_password():
     session = client.session
     assert (session.auth.username, session.auth.password) == ("test", "")
     assert "max_in_flight" not in session.headers
-    assert client.max_in_flight == 19  # capped below the server's 20
+    assert client.max_in_flight == 20  # capped at the server's 20
 
 
 def test_poweroffice_go_sends_no_session_auth_and_derives_the_token_url_beside_v2():
