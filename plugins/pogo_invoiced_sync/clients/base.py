@@ -2,7 +2,7 @@
 
 A client is built from a plain settings object and owns everything between a method call and the HTTP exchange:
 a ``requests`` session per thread (sessions are not thread-safe), the credentials, TLS verification, timeouts,
-a retry loop (tenacity) that honours ``Retry-After`` and repeats only what is safe to repeat, and counters of
+a retry loop that honours ``Retry-After`` and repeats only what is safe to repeat, and counters of
 what it did. It imports nothing from Airflow; the hooks build clients from Airflow connections.
 """
 
@@ -21,7 +21,6 @@ from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
-import tenacity
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
@@ -111,6 +110,18 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+_UNPARSED = object()
+
+
+def json_body(response: requests.Response) -> Any:
+    """The response's JSON body, parsed once: the client checks it is JSON, and the caller then reads it."""
+    body = getattr(response, "_pogo_json", _UNPARSED)
+    if body is _UNPARSED:
+        body = response.json()
+        response._pogo_json = body  # type: ignore[attr-defined]
+    return body
 
 
 def find_key(data: Any, name: str) -> Any:
@@ -453,7 +464,7 @@ class ApiClient:
         not_found_ok: bool,
         authenticate: bool,
     ) -> requests.Response | None:
-        """The retry loop of :meth:`request`: tenacity repeats failures that may be repeated, with backoff."""
+        """The retry loop of :meth:`request`: failures that may be repeated are, with backoff."""
         method = method.upper()
         url = self.url_for(endpoint, params)
         split = urlsplit(url)
@@ -483,43 +494,34 @@ class ApiClient:
                         "%s %s %s was refused (HTTP %s); renewing the token once", self.system, method, path, status
                     )
 
-        def wait(state: tenacity.RetryCallState) -> float:
-            failure = state.outcome.exception() if state.outcome else None
-            return self._backoff(state.attempt_number, getattr(failure, "wait", None))
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            failure = state.outcome.exception() if state.outcome else None
-            with self._stats_lock:
-                self._retries += 1
-            self.log.warning(
-                "%s %s %s failed (%s); attempt %d/%d, retrying in %.2f s",
-                self.system,
-                method,
-                path,
-                getattr(failure, "message", failure),
-                state.attempt_number,
-                max_attempts,
-                state.next_action.sleep if state.next_action else 0.0,
-            )
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Retry),
-            stop=tenacity.stop_after_attempt(max_attempts),
-            wait=wait,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        try:
-            return retrying(attempt)
-        except _Retry as failure:
-            raise RetryableApiError(
-                self.system,
-                failure.status,
-                f"{failure.message} (gave up after {attempts} attempts)",
-                method=method,
-                path=path,
-                body=failure.body,
-            ) from None
+        # A plain loop: tenacity cost about 50 µs of CPU per call (a Retrying built per call), for the same steps.
+        while True:
+            try:
+                return attempt()
+            except _Retry as failure:
+                if attempts >= max_attempts:
+                    raise RetryableApiError(
+                        self.system,
+                        failure.status,
+                        f"{failure.message} (gave up after {attempts} attempts)",
+                        method=method,
+                        path=path,
+                        body=failure.body,
+                    ) from None
+                pause = self._backoff(attempts, failure.wait)
+                with self._stats_lock:
+                    self._retries += 1
+                self.log.warning(
+                    "%s %s %s failed (%s); attempt %d/%d, retrying in %.2f s",
+                    self.system,
+                    method,
+                    path,
+                    failure.message,
+                    attempts,
+                    max_attempts,
+                    pause,
+                )
+                time.sleep(pause)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with jitter; an honoured ``Retry-After`` replaces it (capped at ``max_retry_after``)."""
@@ -553,7 +555,9 @@ class ApiClient:
         # What Session.request does, with the request prepared before a slot is taken and the environment's
         # settings worked out once per thread.
         prepared = session.prepare_request(
-            requests.Request(method, url, headers=send_headers, data=payload if payload is not None else {})
+            # params "" (the query is in the URL already): requests then skips its merging and encoding, whose
+            # runtime Protocol checks are slow on Python 3.11.
+            requests.Request(method, url, headers=send_headers, data=payload if payload is not None else {}, params="")
         )
         send_settings = self._send_settings(session, url)
         with self.limiter.slot() as waited:
@@ -604,7 +608,7 @@ class ApiClient:
         if 200 <= status < 300:
             if expect_json and status != 204 and response.content.strip():
                 try:
-                    response.json()
+                    json_body(response)
                 except ValueError:
                     self._transient_or_ambiguous(
                         status, "response body is not JSON", repeatable, method, path, response.text[:200]
@@ -660,7 +664,7 @@ class ApiClient:
     @staticmethod
     def _json_or_none(response: requests.Response) -> Any:
         try:
-            return response.json()
+            return json_body(response)
         except ValueError:
             return None
 
@@ -669,7 +673,7 @@ class ApiClient:
         response = self.request(method, endpoint, **kwargs)
         if response is None or response.status_code == 204 or not response.content.strip():
             return None
-        return response.json()
+        return json_body(response)
 
     def get(self, endpoint: str, params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """GET one object; None on 404."""
@@ -678,7 +682,7 @@ class ApiClient:
 
     def page_rows(self, response: requests.Response, endpoint: str) -> list[Any]:
         """The records of one listing page: a JSON array (an empty body or 204 is none); else MalformedResponseError."""
-        rows = [] if response.status_code == 204 or not response.content.strip() else response.json()
+        rows = [] if response.status_code == 204 or not response.content.strip() else json_body(response)
         if not isinstance(rows, list):
             raise MalformedResponseError(
                 self.system,
