@@ -2,7 +2,8 @@
 
 For each N: PowerOffice Go seeded with N customers (half companies, half persons, no contact persons) and N sales
 orders, Invoiced empty, both sandboxes with 50 ms added latency and their real limits (10 requests/s; 20 in flight).
-The Invoiced connection has ``max_in_flight: 19``, the PowerOffice Go one ``requests_per_second: 10``.
+The Invoiced connection has ``max_in_flight: 20`` (the server's limit: the bench owns its key), the PowerOffice Go
+one ``requests_per_second: 10``.
 
 1. Calibration (no added latency, empty sandboxes): per-call time of Invoiced creates and list pages one at a
    time, and the sandbox's capacity at 19 in flight; per-page time of 5,000-record PowerOffice Go pages.
@@ -43,7 +44,8 @@ DOC = ROOT / "docs" / "benchmark.md"
 LATENCY_MS = 50
 POGO_RPS = 10
 INVOICED_SERVER_IN_FLIGHT = 20
-INVOICED_CLIENT_IN_FLIGHT = 19
+# The server's limit: the bench's key is used by nothing else, and shared limits coordinate every task using it.
+INVOICED_CLIENT_IN_FLIGHT = int(os.environ.get("BENCH_INVOICED_IN_FLIGHT", "20"))  # another value only for A/B runs
 POGO_PAGE = 5000
 POGO_MAX_PAGE = 20000
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -157,7 +159,8 @@ def floor(n: int, calib: dict) -> dict:
     t_inv = inv_busy / INVOICED_SERVER_IN_FLIGHT
     return {"pogo_calls": pogo_calls, "pogo_calls_at_20000": pogo_calls_max_page, "invoiced_calls": 2 + 2 * n,
             "t_pogo": round(t_pogo, 2), "t_invoiced": round(t_inv, 2), "seconds": round(t_pogo + t_inv, 2),
-            "seconds_at_19_in_flight": round(t_pogo + inv_busy / INVOICED_CLIENT_IN_FLIGHT, 2),
+            "client_in_flight": INVOICED_CLIENT_IN_FLIGHT,
+            "seconds_at_19_in_flight": round(t_pogo + inv_busy / 19, 2),
             "sandbox_capacity_seconds": round(2 * n / calib["invoiced_capacity_creates_per_s"], 2)}
 
 
@@ -361,10 +364,11 @@ def detail(r: dict) -> str:
     out += [SUMMARY_HEAD, summary_row(r), "",
             f"Seeded PowerOffice Go: {r['seeded']['companies']:,} companies, {r['seeded']['persons']:,} persons, "
             f"{r['seeded']['sales_orders']:,} sales orders. Links after the initial sync: {ini.get('links')}.", "",
-            "**Floor**: PowerOffice Go {pc} calls ({pc20} at PageSize 20,000) / 10 rps = {tp} s; "
-            "Invoiced {ic:,} calls × (50 ms + S) / 20 in flight = {ti:,} s; floor = {fs:,} s. "
-            "At the hook's 19 in flight: {f19:,} s. "
-            "The sandbox's own capacity (no latency, 19 in flight, {cap} creates/s) alone would take {capt:,} s."
+            ("**Floor**: PowerOffice Go {pc} calls ({pc20} at PageSize 20,000) / 10 rps = {tp} s; "
+             "Invoiced {ic:,} calls × (50 ms + S) / 20 in flight = {ti:,} s; floor = {fs:,} s. "
+             # Results from before 2026-12-08 ran at the hook's cap of 19 then.
+             + ("" if fl.get("client_in_flight", 19) == 20 else "At the hook's 19 in flight: {f19:,} s. ")
+             + "The sandbox's own capacity (no latency, 19 in flight, {cap} creates/s) alone would take {capt:,} s.")
             .format(pc=fl["pogo_calls"], pc20=fl["pogo_calls_at_20000"], tp=fl["t_pogo"], ic=fl["invoiced_calls"],
                     ti=fl["t_invoiced"], fs=fl["seconds"], f19=fl["seconds_at_19_in_flight"],
                     cap=cal["invoiced_capacity_creates_per_s"], capt=fl["sandbox_capacity_seconds"]), "",

@@ -2,20 +2,25 @@
 
 Each flow's tasks are the package's operators, called through ``execute(context)`` in DAG order with a minimal
 context (``run_id`` and ``params``), with the DAG's parallelism: both extracts together → map → reconcile → both
-upserts together → report; flows in the order customers_company, customers_person, salesorders_invoices (the
-invoice flow depends on both customer flows). No scheduler, no task runner: what is measured is the engine, the
-hooks and the link store.
+upserts together → report. The two customer flows run at the same time, as their DAGs do (same schedule); the
+invoice flow runs after both (its DAG is scheduled on their assets). A task that calls an API holds that system's
+pool slot while it runs, as the default tenant's one-slot pools ``poweroffice_go_api`` and ``invoiced_api`` make
+it in Airflow, so no two API tasks of one system overlap. No scheduler, no task runner: what is measured is the
+engine, the hooks and the link store.
 The connections come from AIRFLOW_CONN_* variables set by ``bench/run.py``.
+
+``BENCH_FLOWS_IN_SEQUENCE=1`` runs the flows one after the other instead (the bench before 2026-12-08), for A/B runs.
 
 Usage (by bench/run.py): ``python bench/sync_phase.py OUT.json LABEL``; prints nothing, writes OUT.json.
 """
 from __future__ import annotations
 
-import itertools
+import contextlib
 import json
 import logging
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,8 +30,9 @@ for path in (ROOT / "plugins", ROOT):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-FLOWS = (("customers_company", ("customers_person",)), ("customers_person", ("customers_company",)),
-         ("salesorders_invoices", ()))
+# Flows of one group run at the same time; groups run one after the other.
+GROUPS = ((("customers_company", ("customers_person",)), ("customers_person", ("customers_company",))),
+          (("salesorders_invoices", ()),))
 
 
 def main(out_path: str, label: str) -> int:
@@ -36,6 +42,15 @@ def main(out_path: str, label: str) -> int:
     logging.basicConfig(level=logging.WARNING)
     import_started = time.perf_counter()
     from airflow.providers.postgres.hooks.postgres import PostgresHook  # noqa: F401
+
+    # The engine's modules the operators import when they run, imported once here: tasks of two flows now start
+    # at the same time.
+    import pogo_invoiced_sync.engine.extract
+    import pogo_invoiced_sync.engine.map_step
+    import pogo_invoiced_sync.engine.reconcile
+    import pogo_invoiced_sync.engine.report
+    import pogo_invoiced_sync.engine.steps
+    import pogo_invoiced_sync.engine.upsert
 
     # Imported here, not in two threads of a stage at once (a concurrent first import can see a half-made module).
     import pogo_invoiced_sync.hooks.invoiced
@@ -54,38 +69,44 @@ def main(out_path: str, label: str) -> int:
 
     params = {"full_refresh": False, "dry_run": False}
     tasks: list[dict] = []
+    failures: list[str] = []
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    started = time.perf_counter()
-    failure = None
-    for flow, siblings in FLOWS:
-        run_id = f"bench__{label}__{stamp}__{flow}"
-        context = {"run_id": run_id, "params": params}
+    # The default tenant's Airflow pools: one slot per system for the tasks that call its API.
+    pools = {POGO: threading.Lock(), INVOICED: threading.Lock()}
+
+    def run_flow(flow: str, siblings: tuple[str, ...]) -> None:
+        context = {"run_id": f"bench__{label}__{stamp}__{flow}", "params": params}
         # The DAG's stages: tasks of one stage run at the same time (each API's tasks in their own pool).
-        stages = [[sync.ExtractOperator(task_id=f"extract_{POGO}", flow=flow, system=POGO),
-                   sync.ExtractOperator(task_id=f"extract_{INVOICED}", flow=flow, system=INVOICED)],
-                  [sync.MapOperator(task_id="map", flow=flow)],
-                  [sync.ReconcileOperator(task_id="reconcile", flow=flow, sibling_flows=siblings)],
-                  [sync.UpsertOperator(task_id=f"upsert_{INVOICED}", flow=flow, target=INVOICED),
-                   sync.UpsertOperator(task_id=f"upsert_{POGO}", flow=flow, target=POGO)],
-                  [sync.ReportOperator(task_id="report", flow=flow)]]
+        stages = [[(sync.ExtractOperator(task_id=f"extract_{POGO}", flow=flow, system=POGO), POGO),
+                   (sync.ExtractOperator(task_id=f"extract_{INVOICED}", flow=flow, system=INVOICED), INVOICED)],
+                  [(sync.MapOperator(task_id="map", flow=flow), None)],
+                  [(sync.ReconcileOperator(task_id="reconcile", flow=flow, sibling_flows=siblings), None)],
+                  [(sync.UpsertOperator(task_id=f"upsert_{INVOICED}", flow=flow, target=INVOICED), INVOICED),
+                   (sync.UpsertOperator(task_id=f"upsert_{POGO}", flow=flow, target=POGO), POGO)],
+                  [(sync.ReportOperator(task_id="report", flow=flow), None)]]
         for stage in stages:
-            store_before = times.total()
             sampler.mark()
-            stage_started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=len(stage)) as pool:
-                outcomes = list(pool.map(_run, stage, itertools.repeat(context)))
-            for op, (seconds, result, error) in zip(stage, outcomes, strict=True):
-                failure = failure or (f"{flow}.{op.task_id}: {error}" if error else None)
-                # Link-store time and peak memory are per stage: tasks of a stage share them.
+                outcomes = list(pool.map(lambda task: _run(task[0], context, pools.get(task[1]), times), stage))
+            for (op, _), (seconds, store_seconds, result, error) in zip(stage, outcomes, strict=True):
+                if error:
+                    failures.append(f"{flow}.{op.task_id}: {error}")
+                # Peak memory is per stage and process-wide (flows running at the same time share it).
                 tasks.append({"flow": flow, "task": op.task_id, "seconds": seconds,
-                              "stage_seconds": round(time.perf_counter() - stage_started, 3),
-                              "store_seconds": round(times.total() - store_before, 3),
+                              "store_seconds": round(store_seconds, 3),
                               "peak_rss_mib": round(sampler.peak_since_mark(), 1),
                               "result": _compact(result)})
-            if failure:
-                break
-        if failure:
+            if failures:
+                return
+
+    groups = [[flow] for group in GROUPS for flow in group] if os.environ.get("BENCH_FLOWS_IN_SEQUENCE") else GROUPS
+    started = time.perf_counter()
+    for group in groups:
+        with ThreadPoolExecutor(max_workers=len(group)) as flows:
+            list(flows.map(lambda flow: run_flow(*flow), group))
+        if failures:
             break
+    failure = "; ".join(failures) or None
     wall = time.perf_counter() - started
     sampler.stop()
     Path(out_path).write_text(json.dumps({
@@ -99,14 +120,20 @@ def main(out_path: str, label: str) -> int:
     return 0 if failure is None else 1
 
 
-def _run(op, context) -> tuple[float, object, str | None]:
-    """Execute one operator: (seconds, result, error)."""
-    started = time.perf_counter()
-    try:
-        result = op.execute(context)
-    except Exception as exc:  # recorded in the results, the run stops after this stage
-        return round(time.perf_counter() - started, 3), None, f"{type(exc).__name__}: {exc}"
-    return round(time.perf_counter() - started, 3), result, None
+def _run(op, context, pool, times) -> tuple[float, float, object, str | None]:
+    """Execute one operator, holding its pool slot if it has one: (seconds, link-store seconds, result, error).
+
+    The seconds are the task's own, from when it holds its pool slot (as Airflow starts a pooled task then).
+    """
+    with pool if pool is not None else contextlib.nullcontext():
+        started = time.perf_counter()
+        store_before = times.thread_total()
+        try:
+            result = op.execute(context)
+        except Exception as exc:  # recorded in the results, the run stops after this stage
+            seconds = round(time.perf_counter() - started, 3)
+            return seconds, times.thread_total() - store_before, None, f"{type(exc).__name__}: {exc}"
+        return round(time.perf_counter() - started, 3), times.thread_total() - store_before, result, None
 
 
 def _compact(result):

@@ -11,18 +11,29 @@ from typing import Any
 
 
 class StoreTimes:
-    """Seconds and calls per LinkStore method (main thread only: the engine calls the store from one thread)."""
+    """Seconds and calls per LinkStore method, in total and per thread (a task calls its store from one thread;
+    tasks of flows that run at the same time call theirs from different threads)."""
 
     def __init__(self) -> None:
         self.seconds: collections.Counter = collections.Counter()
         self.calls: collections.Counter = collections.Counter()
+        self._by_thread: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
 
     def add(self, name: str, seconds: float) -> None:
-        self.seconds[name] += seconds
-        self.calls[name] += 1
+        with self._lock:
+            self.seconds[name] += seconds
+            self.calls[name] += 1
+            self._by_thread[threading.get_ident()] += seconds
 
     def total(self) -> float:
-        return sum(self.seconds.values())
+        with self._lock:
+            return sum(self.seconds.values())
+
+    def thread_total(self) -> float:
+        """Seconds of store calls made by the calling thread so far."""
+        with self._lock:
+            return self._by_thread[threading.get_ident()]
 
 
 class TimedStore:

@@ -66,8 +66,11 @@ CONN_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
     "invoiced": {
         "max_in_flight": {
             "label": "Max in flight",
-            "description": "Requests sent to Invoiced at the same time (default 10; Invoiced allows at most 19).",
-            "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 19, "default": 10},
+            "description": (
+                "Requests sent to Invoiced at the same time (default 10; Invoiced allows 20 per API key: "
+                "use 20 only for a key nothing outside this deployment uses)."
+            ),
+            "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 20, "default": 10},
         },
     },
 }

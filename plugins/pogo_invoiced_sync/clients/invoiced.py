@@ -1,7 +1,8 @@
 """Client of the Invoiced REST API: Basic auth with the API key, Link-header paging, idempotency keys.
 
 Invoiced allows at most 20 requests in flight per API key. Within one process every client using the same key
-shares one semaphore of ``max_in_flight`` slots (default 10, capped at 19), unless it is given its own limiter.
+shares one semaphore of ``max_in_flight`` slots (default 10, at most the server's 20), unless it is given its own
+limiter; with shared limits (the default) every process of the deployment using the key shares them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ class InvoicedSettings(ApiSettings):
     """How to reach Invoiced (the API key is left out of ``repr``).
 
     :param api_key: the API key (sent as the Basic auth user name, with an empty password).
-    :param max_in_flight: requests in flight at once for this key (capped at 19, below the server's 20).
+    :param max_in_flight: requests in flight at once for this key (at most the server's 20). The default of 10
+        leaves room for other users of the key; 20 is for a key only this deployment uses (with shared limits,
+        every task and worker of the deployment then shares the 20, and anyone else using the key gets 429s).
     :param max_workers: threads a writer may use (default: ``max_in_flight``).
     """
 
@@ -47,14 +50,14 @@ class InvoicedSettings(ApiSettings):
             raise ValueError("the API key is required")
         if self.max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
-        if self.max_in_flight >= SERVER_IN_FLIGHT_LIMIT:
+        if self.max_in_flight > SERVER_IN_FLIGHT_LIMIT:
             log.warning(
-                "max_in_flight %d would hit Invoiced's limit of %d; using %d",
+                "max_in_flight %d is above Invoiced's limit of %d; using %d",
                 self.max_in_flight,
                 SERVER_IN_FLIGHT_LIMIT,
-                SERVER_IN_FLIGHT_LIMIT - 1,
+                SERVER_IN_FLIGHT_LIMIT,
             )
-            object.__setattr__(self, "max_in_flight", SERVER_IN_FLIGHT_LIMIT - 1)
+            object.__setattr__(self, "max_in_flight", SERVER_IN_FLIGHT_LIMIT)
 
 
 class InvoicedClient(ApiClient):

@@ -187,7 +187,7 @@ class SharedSlots:
                 "free_at = clock_timestamp() + %(cooldown)s * interval '1 second' "
                 "WHERE credential = %(credential)s AND slot = %(slot)s AND holder = %(holder)s",
                 params,
-            ).fetchall()
+            )
         )
         with self._wake:
             self._wake.notify_all()  # threads of this process may take it after the cooldown

@@ -9,8 +9,10 @@ The API key is read from ``password``, else from ``login`` (where older connecti
 carry the connection form's prefix (``extra__invoiced__max_in_flight``).
 
 Invoiced allows at most 20 requests in flight per API key. Within one process every client using the same key shares
-one semaphore of ``max_in_flight`` slots (default 10, capped at 19). Across processes and workers the Airflow pool
-``invoiced_api`` (1 slot) serialises the tasks that talk to Invoiced, so the process-local limiter is exact.
+one semaphore of ``max_in_flight`` slots (default 10, at most the server's 20: set 20 only for a key that nothing
+outside this deployment uses). Across processes and workers the slots are shared through the link-store database
+(shared limits, on by default); the default tenant's Airflow pool ``invoiced_api`` (1 slot) also serialises the
+tasks that talk to Invoiced.
 """
 
 from __future__ import annotations

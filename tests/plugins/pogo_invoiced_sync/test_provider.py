@@ -111,13 +111,13 @@ def test_the_invoiced_form_labels_the_url_and_names_the_real_and_the_sandbox_url
     assert "http://127.0.0.1:8702" in behaviour["placeholders"]["host"]
 
 
-def test_the_invoiced_max_in_flight_is_an_integer_field_capped_at_19(providers) -> None:
+def test_the_invoiced_max_in_flight_is_an_integer_field_capped_at_the_servers_20(providers) -> None:
     widget = _widget(providers, "invoiced", "max_in_flight")
     schema = widget.field["schema"]
     assert (schema["title"], "integer" in schema["type"], schema["maximum"], widget.field["value"]) == (
         "Max in flight",
         True,
-        19,
+        20,
         10,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import threading
 import time
 
@@ -100,7 +102,7 @@ def test_invoiced_sends_the_api_key_as_user_with_an_empty_password():
     session = client.session
     assert (session.auth.username, session.auth.password) == ("test", "")
     assert "max_in_flight" not in session.headers
-    assert client.max_in_flight == 19  # capped below the server's 20
+    assert client.max_in_flight == 20  # capped at the server's 20
 
 
 def test_poweroffice_go_sends_no_session_auth_and_derives_the_token_url_beside_v2():
@@ -160,3 +162,41 @@ def test_an_injected_limiter_holds_a_slot_for_every_request():
 def test_idempotency_keys_outside_6_to_64_characters_are_refused_before_sending():
     with pytest.raises(ValueError, match="6 to 64"):
         invoiced_client("http://127.0.0.1:9").create("customers", {"name": "X"}, idempotency_key="short")
+
+
+class _RecordingProxy(http.server.BaseHTTPRequestHandler):
+    """An HTTP proxy that answers every request itself and keeps its request line."""
+
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.seen.append(self.requestline)
+        body = json.dumps({"id": 1}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_calls_go_through_the_proxy_the_environment_names(monkeypatch):
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RecordingProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
+        client = invoiced_client(base_url="http://invoiced.example.test")
+
+        assert client.get("/customers/1") == {"id": 1}
+        assert client.get("/customers/2") == {"id": 1}
+        assert _RecordingProxy.seen == [
+            "GET http://invoiced.example.test/customers/1 HTTP/1.1",
+            "GET http://invoiced.example.test/customers/2 HTTP/1.1",
+        ]
+    finally:
+        proxy.shutdown()
+        proxy.server_close()

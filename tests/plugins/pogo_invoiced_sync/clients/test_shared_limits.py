@@ -131,3 +131,14 @@ def test_workers_limiting_only_themselves_get_429s_from_the_sandbox(sandboxes):
     statuses = in_parallel(call_api, [(None, "unused", 10, 12, url, key)] * 4)
 
     assert 429 in {code for s in statuses for code in s}
+
+
+def test_a_released_slot_is_given_back_without_a_warning(postgres_dsn, caplog):
+    limiter = in_flight_limiter(lambda: psycopg.connect(postgres_dsn), _credential(), 1)
+    try:
+        with caplog.at_level("WARNING", logger="pogo_invoiced_sync.clients.shared_limits"), limiter.slot():
+            pass
+
+        assert [r.getMessage() for r in caplog.records] == []
+    finally:
+        limiter.close()
