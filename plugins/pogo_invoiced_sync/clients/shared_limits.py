@@ -185,7 +185,7 @@ class SharedSlots:
             lambda conn: conn.execute(
                 "UPDATE pogo_invoiced_sync_limits.slots SET holder = NULL, held_until = NULL, "
                 "free_at = clock_timestamp() + %(cooldown)s * interval '1 second' "
-                "WHERE credential = %(credential)s AND slot = %(slot)s AND holder = %(holder)s",
+                "WHERE credential = %(credential)s AND slot = %(slot)s AND holder = %(holder)s RETURNING slot",
                 params,
             ).fetchall()
         )

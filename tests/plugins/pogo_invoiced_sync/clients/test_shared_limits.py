@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -53,6 +54,18 @@ def test_a_released_rate_slot_cools_down_before_it_is_taken_again(postgres_dsn):
             assert waited >= 0.9
     finally:
         limiter.close()
+
+
+@pytest.mark.parametrize("cooldown", [1.0, 0.0], ids=["rate", "in_flight"])
+def test_releasing_a_slot_logs_no_warning(postgres_dsn, caplog, cooldown):
+    limiter = SharedSlots(lambda: psycopg.connect(postgres_dsn), _credential(), 2, cooldown=cooldown)
+    try:
+        with caplog.at_level(logging.WARNING, logger="pogo_invoiced_sync.clients.shared_limits"), limiter.slot():
+            pass
+    finally:
+        limiter.close()
+
+    assert caplog.records == []
 
 
 def test_a_slot_held_by_a_vanished_process_is_free_once_its_lease_ends(postgres_dsn):
