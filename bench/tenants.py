@@ -8,7 +8,9 @@ for all of them) and ONE Invoiced sandbox (an account per tenant), on the Celery
 tenant start: ``invoiced`` (customers and invoices to create in PowerOffice Go, the case that loads the shared
 subscription key), ``poweroffice_go`` (lists there, creates in Invoiced) or ``both`` (half each). Prints the calls
 and 429s each sandbox counted, the time from the first to the last PowerOffice Go call, and the shared-key floor
-(PowerOffice Go calls / 10 per second). Needs Redis (Celery's broker) and PostgreSQL like the stack.
+(PowerOffice Go calls / 10 per second), where the time beyond the floor went (``Timeline``), and the calls and
+writes of the same cycle run again with nothing changed (no writes expected). Needs Redis (Celery's broker) and
+PostgreSQL like the stack.
 """
 
 from __future__ import annotations
@@ -165,6 +167,15 @@ class Timeline:
         }
 
 
+def data_writes(counters: dict) -> int:
+    """Write calls other than token requests (a token POST changes no data)."""
+    return sum(
+        n
+        for route, n in counters["routes"].items()
+        if route.split(" ")[0] in {"POST", "PUT", "PATCH", "DELETE"} and "/oauth/token" not in route.lower()
+    )
+
+
 def run(tenants: int, records: int, origin: str, workers: int, concurrency: int) -> dict:
     """Start the shared-key stack, run every flow of every tenant once, and measure; the numbers."""
     names = [f"t{i + 1:02d}" for i in range(tenants)]
@@ -184,7 +195,14 @@ def run(tenants: int, records: int, origin: str, workers: int, concurrency: int)
                 runs = stack.run_cycle(timeout=max(600.0, tenants * records * 1.0))
             wall = time.monotonic() - cycle_started
             pogo, invoiced = sandboxes.pogo.counters(), sandboxes.invoiced.counters()
-    failed = [f"{d} {r['dag_run_id']}" for d, rs in runs.items() for r in rs if r["state"] != "success"]
+            # The same cycle again with nothing changed in between: it must write nothing.
+            sandboxes.pogo.clear_counters()
+            sandboxes.invoiced.clear_counters()
+            again = stack.run_cycle(timeout=max(600.0, tenants * records * 0.2))
+            quiet = {"poweroffice_go": sandboxes.pogo.counters(), "invoiced": sandboxes.invoiced.counters()}
+    failed = [
+        f"{d} {r['dag_run_id']}" for d, rs in [*runs.items(), *again.items()] for r in rs if r["state"] != "success"
+    ]
     return {
         "tenants": tenants,
         "records_per_tenant": records,
@@ -200,6 +218,10 @@ def run(tenants: int, records: int, origin: str, workers: int, concurrency: int)
         "floor_s": round(pogo["total"] / REQUESTS_PER_SECOND, 1),
         "invoiced_calls": invoiced["total"],
         "invoiced_429": statuses(invoiced).get("429", 0),
+        "pogo_data_writes": data_writes(pogo),
+        "invoiced_data_writes": data_writes(invoiced),
+        "no_change_calls": {system: c["total"] for system, c in quiet.items()},
+        "no_change_data_writes": {system: data_writes(c) for system, c in quiet.items()},
         "breakdown": timeline.breakdown(REQUESTS_PER_SECOND),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "samples": timeline.samples,
@@ -230,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         f"first to last call {span} s vs shared-key floor {floor} s"
         + (f" ({span / floor:.2f}×)" if floor else "")
         + f"\n  Invoiced: {r['invoiced_calls']:,} calls, {r['invoiced_429']} × 429"
+        + f"\n  writes other than token requests: PowerOffice Go {r['pogo_data_writes']:,}, Invoiced "
+        f"{r['invoiced_data_writes']:,}; the no-change cycle after it: calls {r['no_change_calls']}, "
+        f"writes {r['no_change_data_writes']}"
         + f"\n  breakdown: {r['breakdown']}\n  load average at the end: {r['load_average']}",
         flush=True,
     )
