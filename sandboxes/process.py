@@ -64,9 +64,9 @@ class Admin:
         """Land edits between the pages of a listing (see ``sandboxes.common.app.BetweenPages``); none clears."""
         return self._call("PUT", "between_pages", list(triggers)) if triggers else self._call("DELETE", "between_pages")
 
-    def edit(self, entity: str, *steps: dict) -> dict:
-        """Apply edit steps (as in ``between_pages``) now."""
-        return self._call("POST", "edit", {"list": entity, "steps": list(steps)})
+    def edit(self, entity: str, *steps: dict, **owner: str) -> dict:
+        """Apply edit steps (as in ``between_pages``) now; ``client=`` / ``account=`` picks whose data."""
+        return self._call("POST", "edit", {"list": entity, "steps": list(steps), **owner})
 
     def configure(self, **settings) -> dict:
         """Change service settings such as the token lifetime or the rate limit."""

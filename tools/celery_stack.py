@@ -505,19 +505,34 @@ class CeleryStack:
         return self.api("POST", f"dags/{dag}/dagRuns", json=body).json()["dag_run_id"]
 
     def run_cycle(self, timeout: float = 600) -> dict[str, list[dict]]:
-        """Every flow of every tenant triggered at once, then, as the asset schedule would, the flows that depend on
-        others once more (orders whose customers were linked meanwhile); every run by dag once all are done."""
+        """Every flow of every tenant triggered at once, then, as the asset schedule would, a tenant's flows that
+        depend on others once more as soon as those have finished (orders whose customers were linked meanwhile),
+        while other tenants' runs go on; every run by dag once all are done."""
         from pogo_invoiced_sync.engine.flow_mapping import load_all
 
-        dependent = [f for f, m in load_all(self.workdir / "include" / "mappings").items() if m.depends_on]
+        depends = {f: m.depends_on for f, m in load_all(self.workdir / "include" / "mappings").items() if m.depends_on}
         dags = [d for t in self.tenants.values() for d in t.dag_ids.values()]
         for dag in dags:
             self.trigger(dag)
-        self.wait_idle(dags, timeout)
-        for tenant in self.tenants.values():
-            for flow in dependent:
-                self.trigger(tenant.dag_ids[flow])
+        pending = {(t.name, f) for t in self.tenants.values() for f in depends}
+        deadline = time.monotonic() + timeout
+        while pending:
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runs the dependent flows wait for still active after {timeout:.0f} s: {pending}")
+            for name, flow in sorted(pending):
+                tenant = self.tenants[name]
+                if not any(self._active_runs(tenant.dag_ids[d]) for d in depends[flow]):
+                    self.trigger(tenant.dag_ids[flow])
+                    pending.discard((name, flow))
+            if pending:
+                time.sleep(3)
         return self.wait_idle(dags, timeout)
+
+    def _active_runs(self, dag: str) -> list[str]:
+        """The ids of ``dag``'s runs that are queued or running."""
+        runs = self.api("GET", f"dags/{dag}/dagRuns", params={"limit": 100}).json()["dag_runs"]
+        return [r["dag_run_id"] for r in runs if r["state"] in ("queued", "running")]
 
     def wait_idle(self, dags: list[str], timeout: float = 600) -> dict[str, list[dict]]:
         """Until no run of ``dags`` is queued or running (asset-triggered runs included); every run by dag."""

@@ -99,6 +99,9 @@ def build_flow_dag(
         "retry_delay": dt.timedelta(minutes=1),
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=10),
+        # Depth first: a run's later tasks outrank other runs' earlier ones, so with many runs queued (tenants) the
+        # first writes start once one run is through its extracts, not once every run is.
+        "weight_rule": "upstream",
         **(default_args or {}),
     }
     pools = tenant.pools

@@ -21,6 +21,9 @@ class Service(Protocol):
 
     name: str
     limiter: object
+    # The admin field naming whose data an edit touches: "client" (PowerOffice Go client key) or "account"
+    # (Invoiced API key); a sandbox serving several keeps each one's records apart.
+    owner_field: str
 
     def add_routes(self, app: web.Application) -> None: ...
 
@@ -38,7 +41,12 @@ class Service(Protocol):
 
     def list_page(self, request: web.Request) -> tuple[str, int] | None: ...
 
-    def edit(self, entity: str, record_id, values: dict, append: dict, backdate_seconds: float = 0) -> None: ...
+    def request_owner(self, request: web.Request) -> str | None: ...
+
+    def has_owner(self, owner: str) -> bool: ...
+
+    def edit(self, entity: str, record_id, values: dict, append: dict, backdate_seconds: float = 0,
+             owner: str | None = None) -> None: ...
 
 
 def route_key(method: str, path: str) -> str:
@@ -114,13 +122,21 @@ class BetweenPages:
     path, so change times, caches and validation move as for an edit made by a person. An edit step may add
     ``"backdate_seconds": N``: its change time is then put N seconds back, like a change that a lagging replica or
     node clock shows late (behind a client's cursor).
+
+    With several clients (accounts) on one sandbox, the edits land in the data of the client whose listing was paged,
+    and a trigger may name one (``owner_field``: ``"client": "<client key>"`` or ``"account": "<API key>"``): it
+    then fires only on that client's listing. Without one, the first client to page that list fires it.
     """
 
-    def __init__(self, triggers: list | None = None) -> None:
+    def __init__(self, triggers: list | None = None, owner_field: str = "client") -> None:
+        self.owner_field = owner_field
         self.triggers: list[dict] = []
         for trigger in triggers or []:
             if not isinstance(trigger, dict) or not isinstance(trigger.get("list"), str):
                 raise ValueError("each trigger needs a 'list' (entity name)")
+            owner = trigger.get(owner_field)
+            if owner is not None and not isinstance(owner, str):
+                raise ValueError(f"'{owner_field}' must be a key (a string)")
             page = trigger.get("after_page", 1)
             steps = trigger.get("steps", [])
             if not isinstance(page, int) or page < 1 or not isinstance(steps, list):
@@ -128,12 +144,17 @@ class BetweenPages:
             for step in steps:
                 if not isinstance(step, dict) or not ({"first", "id", "wait_ms"} & set(step)):
                     raise ValueError(f"a step needs 'first', 'id' or 'wait_ms': {step!r}")
-            self.triggers.append({"list": trigger["list"], "after_page": page, "steps": steps})
+            self.triggers.append({"list": trigger["list"], "after_page": page, "steps": steps, owner_field: owner})
 
-    def take(self, entity: str, page: int) -> list[dict] | None:
-        """The steps of the first trigger for this page of this list (removed: each fires once)."""
+    def owners(self) -> set[str]:
+        """The clients (accounts) the triggers name."""
+        return {t[self.owner_field] for t in self.triggers if t[self.owner_field] is not None}
+
+    def take(self, entity: str, page: int, owner: str | None = None) -> list[dict] | None:
+        """The steps of the first trigger for this page of this list paged by ``owner`` (removed: each fires once)."""
         for index, trigger in enumerate(self.triggers):
-            if trigger["list"] == entity and trigger["after_page"] == page:
+            if trigger["list"] == entity and trigger["after_page"] == page \
+                    and trigger[self.owner_field] in (None, owner):
                 return self.triggers.pop(index)["steps"]
         return None
 
@@ -141,8 +162,8 @@ class BetweenPages:
         return {"triggers": self.triggers}
 
 
-async def _land_edits(service: Service, entity: str, steps: list[dict], served: list) -> None:
-    """Apply one trigger's steps, in order."""
+async def _land_edits(service: Service, entity: str, steps: list[dict], served: list, owner: str | None) -> None:
+    """Apply one trigger's steps, in order, to ``owner``'s data (None: the default client's or account's)."""
     for step in steps:
         if "wait_ms" in step:
             await asyncio.sleep(float(step["wait_ms"]) / 1000)
@@ -153,12 +174,19 @@ async def _land_edits(service: Service, entity: str, steps: list[dict], served: 
             ids = [step["id"]]
         for record_id in ids:
             service.edit(entity, record_id, dict(step.get("set") or {}), dict(step.get("append") or {}),
-                         float(step.get("backdate_seconds") or 0))
+                         float(step.get("backdate_seconds") or 0), owner)
 
 
 def build_app(service: Service) -> web.Application:
     """Wrap ``service`` in the shared middleware and admin surface."""
-    state = {"faults": Faults(), "counters": Counters(), "between_pages": BetweenPages()}
+    def between_pages(triggers: list | None = None) -> BetweenPages:
+        pages = BetweenPages(triggers, service.owner_field)
+        unknown = sorted(o for o in pages.owners() if not service.has_owner(o))
+        if unknown:
+            raise ValueError(f"unknown {service.owner_field} key(s) in the triggers: {len(unknown)}")
+        return pages
+
+    state = {"faults": Faults(), "counters": Counters(), "between_pages": between_pages()}
 
     @web.middleware
     async def sandbox_middleware(request: web.Request, handler):
@@ -213,12 +241,13 @@ def build_app(service: Service) -> web.Application:
                            if k.lower() not in ("content-length", "content-type")}
                 response = json_body(data, response.status, headers)
             listed = service.list_page(request) if request.method == "GET" and state["between_pages"].triggers else None
-            steps = state["between_pages"].take(*listed) if listed else None
+            owner = service.request_owner(request) if listed else None
+            steps = state["between_pages"].take(*listed, owner) if listed else None
             if steps is not None and isinstance(response, web.Response):
                 # The page is what the server read before the edits, and so is its Date.
                 response.headers.setdefault("Date", _http_date())
                 served = json.loads(response.body) if response.body else []
-                await _land_edits(service, listed[0], steps, served if isinstance(served, list) else [])
+                await _land_edits(service, listed[0], steps, served if isinstance(served, list) else [], owner)
             if in_scope and faults.slow_body_ms and isinstance(response, web.Response):
                 return await _slow_body(request, response, faults.slow_body_ms)
             return response
@@ -237,7 +266,7 @@ def build_app(service: Service) -> web.Application:
         service.reset()
         state["faults"] = Faults()
         state["counters"].reset()
-        state["between_pages"] = BetweenPages()
+        state["between_pages"] = between_pages()
         return web.json_response({"reset": True})
 
     async def seed(request):
@@ -267,21 +296,22 @@ def build_app(service: Service) -> web.Application:
     async def put_between_pages(request):
         body = await request.json() if request.can_read_body else []
         try:
-            state["between_pages"] = BetweenPages(body if isinstance(body, list) else [body])
+            state["between_pages"] = between_pages(body if isinstance(body, list) else [body])
         except (ValueError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(state["between_pages"].to_dict())
 
     async def clear_between_pages(_request):
-        state["between_pages"] = BetweenPages()
+        state["between_pages"] = between_pages()
         return web.json_response(state["between_pages"].to_dict())
 
     async def edit_now(request):
         body = await request.json() if request.can_read_body else {}
         steps = body.get("steps") if isinstance(body, dict) else None
         try:
-            BetweenPages([{"list": body.get("list"), "steps": steps}])
-            await _land_edits(service, body["list"], steps, [])
+            owner = body.get(service.owner_field)
+            between_pages([{"list": body.get("list"), "steps": steps, service.owner_field: owner}])
+            await _land_edits(service, body["list"], steps, [], owner)
         except (ValueError, TypeError, KeyError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response({"edited": True})

@@ -172,16 +172,28 @@ class InvoicedService:
             return None
         return entity, max(1, params.php_int(request.query.get("page", 1)))
 
-    def edit(self, entity: str, record_id, values: dict, append: dict, backdate_seconds: float = 0) -> None:
-        """Edit one record through the PATCH path (``append`` adds text to the current value)."""
-        table = {"customers": (self.store.customers, customers.update, "customer"),
-                 "invoices": (self.store.invoices, invoices.update, "invoice")}[entity]
+    owner_field = "account"
+
+    def request_owner(self, request: web.Request) -> str | None:
+        """The account whose data the request reads: the one its API key opens."""
+        return self.rate_limit_key(request)
+
+    def has_owner(self, owner: str) -> bool:
+        return owner in self.stores
+
+    def edit(self, entity: str, record_id, values: dict, append: dict, backdate_seconds: float = 0,
+             owner: str | None = None) -> None:
+        """Edit one record of ``owner``'s (an API key; None: the default account) through the PATCH path (``append``
+        adds text to the current value)."""
+        store = self.account_store(owner)
+        table = {"customers": (store.customers, customers.update, "customer"),
+                 "invoices": (store.invoices, invoices.update, "invoice")}[entity]
         record = table[0][int(record_id)]
         data = {**values, **{k: f"{record.get(k) or ''}{v}" for k, v in append.items()}}
-        table[1](self.store, record, data)
+        table[1](store, record, data)
         if backdate_seconds:
             record["updated_at"] -= int(backdate_seconds)
-            self.store.changed(table[2])
+            store.changed(table[2])
 
     # -- request plumbing -----------------------------------------------------------------------------------------
 

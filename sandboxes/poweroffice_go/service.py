@@ -211,9 +211,20 @@ class PowerOfficeGoService:
         except ApiError:
             return None
 
-    def edit(self, entity: str, record_id, values: dict, append: dict, backdate_seconds: float = 0) -> None:
-        """Edit one record through the JSON Patch path (``append`` adds text to the current value)."""
-        store = self.store
+    owner_field = "client"
+
+    def request_owner(self, request: web.Request) -> str | None:
+        """The client whose data the request reads: the one its bearer token was issued to."""
+        return self._token_client(request)
+
+    def has_owner(self, owner: str) -> bool:
+        return owner in self.stores
+
+    def edit(self, entity: str, record_id, values: dict, append: dict, backdate_seconds: float = 0,
+             owner: str | None = None) -> None:
+        """Edit one record of ``owner``'s (a client key; None: the default client) through the JSON Patch path
+        (``append`` adds text to the current value)."""
+        store = self.client_store(owner)
         if entity == "customers":
             record_id = int(record_id)
             current, patch = store.render_customer(store.customer(record_id)), store.patch_customer

@@ -54,6 +54,12 @@ def test_each_dag_runs_hourly_one_run_at_a_time_with_retries_docs_and_tags(dagba
     assert set(dag.params) == {"full_refresh", "dry_run", "allow_mass_changes"}
 
 
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_each_task_weighs_its_upstream_tasks_so_runs_already_under_way_go_first(dagbag, dag_id):
+    # With many tenants' runs queued at once, writes start as soon as one run is through its extracts.
+    assert {t.weight_rule for t in dagbag.dags[dag_id].tasks} == {"upstream"}
+
+
 def test_api_tasks_share_one_pool_per_api(dagbag):
     pools = {
         (t.task_id, t.pool)

@@ -9,6 +9,10 @@ per tenant) and ONE Invoiced sandbox (an account per tenant), all flows of all t
 prints the PowerOffice Go calls and the time from the first to the last one against the shared-key floor (calls /
 10 per second): a measurement, never asserted.
 
+While the tenants run, a person edits two of one tenant's PowerOffice Go companies just after that tenant's first
+customer listing page was served (the sandbox's ``between_pages``, aimed at that tenant's client key); that tenant's
+customer flows run once more and the edits must reach its Invoiced account, and no other tenant's.
+
 Tenants: ``CELERY_SHARED_TEST_TENANTS`` (comma-separated, at least three by default).
 """
 
@@ -28,6 +32,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 TENANTS = tenant_names(os.environ.get("CELERY_SHARED_TEST_TENANTS", "alpha,beta,gamma"))
 # Most records start in Invoiced, so each costs a PowerOffice Go write under the one subscription key: several
 # hundred calls in all, enough for the shared budget (not Airflow's scheduling) to take a good part of the run.
+EDITED_TENANT = TENANTS[len(TENANTS) // 2]
+EDITED_NAME = "Edited mid-run"
 SEED = {
     "poweroffice_go": {"companies": 10, "persons": 6, "sales_orders": 8},
     "invoiced": {"companies": 60, "persons": 40, "invoices": 60},
@@ -54,6 +60,16 @@ def shared_run(tmp_path_factory):
     started = time.monotonic()
     with stack:
         sandboxes = next(iter(stack.tenants.values())).sandboxes
+        edited = stack.tenants[EDITED_TENANT]
+        companies = sorted(c["Id"] for c in edited.records("poweroffice_go", "customers") if not c.get("IsPerson"))
+        sandboxes.pogo.between_pages(
+            {
+                "list": "customers",
+                "after_page": 1,
+                "client": edited.pogo_client_key,
+                "steps": [{"id": i, "set": {"Name": f"{EDITED_NAME} {i} AS"}} for i in companies[:2]],
+            }
+        )
         sandboxes.pogo.clear_counters()
         sandboxes.invoiced.clear_counters()
         runs = stack.run_cycle()
@@ -67,7 +83,13 @@ def shared_run(tmp_path_factory):
             f"{pogo['total'] / 10:.1f} s; Invoiced: {counters['invoiced']['total']} calls, "
             f"{_statuses(counters['invoiced']).get('429', 0)} × 429"
         )
-        yield stack, runs, counters
+        # The next run of the edited tenant's customer flows reads what changed after its listing was served.
+        assert sandboxes.pogo.between_pages()["triggers"] == [], "the edits did not land during a listing"
+        customer_dags = [edited.dag_ids[f] for f in FLOWS if f.startswith("customers_")]
+        for dag in customer_dags:
+            stack.trigger(dag)
+        again = stack.wait_idle(customer_dags)
+        yield stack, {**runs, **again}, counters
 
 
 def test_the_stack_serves_every_tenant_from_one_sandbox_pair(shared_run) -> None:
@@ -102,3 +124,15 @@ def test_the_shared_subscription_key_saw_no_429(shared_run) -> None:
 def test_no_invoiced_account_saw_a_429(shared_run) -> None:
     _stack, _runs, counters = shared_run
     assert _statuses(counters["invoiced"]).get("429", 0) == 0, f"Invoiced by route: {counters['invoiced']['statuses']}"
+
+
+def test_edits_landed_while_one_tenant_was_listed_reach_its_invoiced_account_and_no_other(shared_run) -> None:
+    stack, _runs, _counters = shared_run
+
+    edited = {
+        t: [c["name"] for c in stack.tenants[t].records("invoiced", "customers") if EDITED_NAME in c["name"]]
+        for t in TENANTS
+    }
+
+    assert len(edited.pop(EDITED_TENANT)) == 2
+    assert edited == {t: [] for t in edited}

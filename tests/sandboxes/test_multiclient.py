@@ -107,3 +107,85 @@ def test_each_invoiced_api_key_is_an_account_of_its_own(process) -> None:
     assert len(process.invoiced.records("customers", account="account-b")) == 1
     wrong = requests.get(f"{process.invoiced_url}/customers", auth=("account-c", ""), timeout=30)
     assert wrong.status_code == 401
+
+
+def _names(records: list[dict], field: str) -> list[str]:
+    return sorted(r[field] for r in records)
+
+
+def test_pogo_edits_between_pages_land_in_the_data_of_the_client_whose_listing_was_paged(process) -> None:
+    process.pogo.seed(companies=3)
+    process.pogo.seed(companies=3, client="client-b")
+    before_a = _names(process.pogo.records("customers"), "Name")
+    process.pogo.between_pages(
+        {"list": "customers", "after_page": 1, "steps": [{"first": 1, "append": {"Name": " !"}}]}
+    )
+    b = _token(process, "client-b").json()["access_token"]
+
+    page = _pogo(process, b, "GET", "/Customers", params={"PageSize": 2, "PageNumber": 1}).json()
+
+    edited = {r["Id"]: r["Name"] for r in process.pogo.records("customers", client="client-b")}
+    assert edited[page[0]["Id"]] == page[0]["Name"] + " !"
+    assert _names(process.pogo.records("customers"), "Name") == before_a
+
+
+def test_a_pogo_between_pages_trigger_naming_a_client_fires_only_on_that_clients_listing(process) -> None:
+    process.pogo.seed(companies=3)
+    process.pogo.seed(companies=3, client="client-b")
+    before_a = _names(process.pogo.records("customers"), "Name")
+    trigger = {
+        "list": "customers",
+        "after_page": 1,
+        "client": "client-b",
+        "steps": [{"first": 2, "append": {"Name": " !"}}],
+    }
+    process.pogo.between_pages(trigger)
+    a, b = (_token(process, k).json()["access_token"] for k in ("client-a", "client-b"))
+
+    _pogo(process, a, "GET", "/Customers", params={"PageSize": 2, "PageNumber": 1})
+    pending = process.pogo._call("GET", "between_pages")["triggers"]
+    _pogo(process, b, "GET", "/Customers", params={"PageSize": 2, "PageNumber": 1})
+
+    assert [t["client"] for t in pending] == ["client-b"]
+    assert sum(r["Name"].endswith(" !") for r in process.pogo.records("customers", client="client-b")) == 2
+    assert _names(process.pogo.records("customers"), "Name") == before_a
+
+
+def test_a_between_pages_trigger_naming_an_unknown_client_is_refused(process) -> None:
+    with pytest.raises(requests.HTTPError) as refused:
+        process.pogo.between_pages({"list": "customers", "client": "client-c", "steps": []})
+
+    assert refused.value.response.status_code == 400
+
+
+def test_a_pogo_edit_now_can_target_one_client(process) -> None:
+    process.pogo.seed(companies=1)
+    process.pogo.seed(companies=1, client="client-b")
+    (record,) = process.pogo.records("customers", client="client-b")
+
+    process.pogo.edit("customers", {"id": record["Id"], "set": {"Name": "Edited B AS"}}, client="client-b")
+
+    assert [r["Name"] for r in process.pogo.records("customers", client="client-b")] == ["Edited B AS"]
+    assert [r["Name"] for r in process.pogo.records("customers")] != ["Edited B AS"]
+
+
+def test_an_invoiced_between_pages_trigger_naming_an_account_edits_only_that_accounts_data(process) -> None:
+    process.invoiced.seed(companies=3)
+    process.invoiced.seed(companies=3, account="account-b")
+    before_a = _names(process.invoiced.records("customers"), "name")
+    trigger = {
+        "list": "customers",
+        "after_page": 1,
+        "account": "account-b",
+        "steps": [{"first": 1, "append": {"name": " !"}}],
+    }
+    process.invoiced.between_pages(trigger)
+
+    requests.get(f"{process.invoiced_url}/customers", auth=("account-a", ""), params={"per_page": 2}, timeout=30)
+    page = requests.get(
+        f"{process.invoiced_url}/customers", auth=("account-b", ""), params={"per_page": 2}, timeout=30
+    ).json()
+
+    edited = {r["id"]: r["name"] for r in process.invoiced.records("customers", account="account-b")}
+    assert edited[page[0]["id"]] == page[0]["name"] + " !"
+    assert _names(process.invoiced.records("customers"), "name") == before_a

@@ -14,6 +14,15 @@ on release the slot *cools down* for ``cooldown`` seconds before anyone may take
   process-local :class:`RequestRateLimiter`).
 - Requests in flight: ``cooldown`` = 0.
 
+Two refinements keep a per-second budget close to its floor without ever loosening that rule:
+
+- A released slot cools from when its request *completed*, measured by the releasing thread, not from when the
+  release reached the database (a busy database or connection pool would otherwise add its delay to every cycle).
+- A waiter may *reserve* a slot that frees within ``reserve_ahead`` seconds: it holds it, and starts its request
+  only once the database said the slot is free (it sleeps the remainder the database reported, measured after the
+  answer arrived). The take's round trip and the sleeper's wake-up then overlap the cooldown instead of adding to
+  it. Only one thread per process and limiter waits at the database; the others queue behind it in the process.
+
 Times come from the database clock (``clock_timestamp()``), so hosts with skewed clocks agree. A slot is taken with
 a *lease* (``held_until``): a worker that dies while holding one frees it when the lease ends, without anyone's help.
 Keys are credential fingerprints (hashes), never secrets.
@@ -34,6 +43,8 @@ log = logging.getLogger(__name__)
 SCHEMA = "pogo_invoiced_sync_limits"
 MAX_CONNECTIONS = 4  # per limiter and process
 POLL_SECONDS = 0.05  # longest sleep between two looks at a credential whose slots are all in flight
+RESERVE_AHEAD = 0.1  # a per-second budget's waiter takes a cooling slot this long before it frees (see above)
+MAX_SLEEP = 1.0  # longest sleep until a cooling slot is due
 
 # The statements below name the schema literally (``pogo_invoiced_sync_limits``, as SCHEMA): fixed SQL text, values
 # only as parameters.
@@ -47,6 +58,8 @@ class SharedSlots:
     :param limit: how many slots the credential has (requests per second, or requests in flight).
     :param cooldown: seconds a released slot stays unavailable (1.0 for a per-second limit, 0 for in flight).
     :param lease: seconds after which a slot held by a vanished process is free again (longer than any request).
+    :param reserve_ahead: how long before a cooling slot frees a waiter may take it (default ``RESERVE_AHEAD`` with a
+        cooldown, 0 without: an in-flight slot is free the moment it is released).
     """
 
     def __init__(
@@ -58,9 +71,14 @@ class SharedSlots:
         cooldown: float,
         lease: float = 120.0,
         margin: float = 0.01,
+        reserve_ahead: float | None = None,
     ) -> None:
         if limit < 1:
             raise ValueError("a shared limit needs at least one slot")
+        if reserve_ahead is None:
+            reserve_ahead = RESERVE_AHEAD if cooldown else 0.0
+        if reserve_ahead < 0 or (reserve_ahead and not cooldown):
+            raise ValueError("reserve_ahead needs a cooldown and cannot be negative")
         self._connect = connect
         self.credential = credential
         self.limit = int(limit)
@@ -71,7 +89,11 @@ class SharedSlots:
         self._pool = threading.Condition()
         self._idle: list[Any] = []
         self._opened = 0
+        self.reserve_ahead = float(reserve_ahead)
         self._wake = threading.Condition()
+        # With reservations one thread per process waits at the database: slots come at most `limit` per second,
+        # and a crowd of pollers would only cost the database's time (and this process's GIL).
+        self._gate: threading.Lock | None = threading.Lock() if self.reserve_ahead else None
 
     # -- the database ------------------------------------------------------------------------------------------
 
@@ -142,27 +164,44 @@ class SharedSlots:
     # -- the limiter interface ---------------------------------------------------------------------------------
 
     def acquire(self) -> tuple[int, str, float]:
-        """Block until a slot is ours; return it, our holder id and the seconds waited."""
+        """Block until a slot is ours and free; return it, our holder id and the seconds waited."""
         started = time.monotonic()
         holder = str(uuid.uuid4())
-        params = {"credential": self.credential, "limit": self.limit, "holder": holder, "lease": self.lease}
+        with self._gate or contextlib.nullcontext():
+            slot, due = self._take(holder)
+        if due > 0:
+            time.sleep(due)  # a reserved slot: the database said it frees in `due` seconds, counted from its answer
+        return slot, holder, time.monotonic() - started
+
+    def _take(self, holder: str) -> tuple[int, float]:
+        """Take the slot that became (or becomes, within ``reserve_ahead``) free the earliest; it and its wait."""
+        params = {
+            "credential": self.credential,
+            "limit": self.limit,
+            "holder": holder,
+            "lease": self.lease,
+            "ahead": self.reserve_ahead,
+        }
         while True:
-            # The slot that became free the longest ago, if any (SKIP LOCKED: concurrent takers get different ones).
+            # SKIP LOCKED: concurrent takers get different slots. A reserved slot's lease runs from when it frees.
             rows = self._run(
                 lambda conn: conn.execute(
                     "WITH now AS (SELECT clock_timestamp() AS t), "
-                    "pick AS (SELECT s.slot FROM pogo_invoiced_sync_limits.slots s, now "
-                    "  WHERE s.credential = %(credential)s AND s.slot < %(limit)s AND s.free_at <= now.t "
+                    "pick AS (SELECT s.slot, s.free_at FROM pogo_invoiced_sync_limits.slots s, now "
+                    "  WHERE s.credential = %(credential)s AND s.slot < %(limit)s "
+                    "    AND s.free_at <= now.t + %(ahead)s * interval '1 second' "
                     "    AND (s.holder IS NULL OR s.held_until <= now.t) "
                     "  ORDER BY s.free_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
                     "UPDATE pogo_invoiced_sync_limits.slots s "
-                    "SET holder = %(holder)s, held_until = now.t + %(lease)s * interval '1 second' "
-                    "FROM pick, now WHERE s.credential = %(credential)s AND s.slot = pick.slot RETURNING s.slot",
+                    "SET holder = %(holder)s, "
+                    "  held_until = greatest(pick.free_at, now.t) + %(lease)s * interval '1 second' "
+                    "FROM pick, now WHERE s.credential = %(credential)s AND s.slot = pick.slot "
+                    "RETURNING s.slot, greatest(extract(epoch FROM pick.free_at - now.t), 0)",
                     params,
                 ).fetchall()
             )
             if rows:
-                return rows[0][0], holder, time.monotonic() - started
+                return rows[0][0], float(rows[0][1])
             # Otherwise: how long until the next one is free (a held slot counts from the end of its lease).
             wait = self._run(
                 lambda conn: conn.execute(
@@ -173,24 +212,40 @@ class SharedSlots:
                     params,
                 ).fetchall()
             )[0][0]
-            # Released slots are not announced: look again when the next cools down, or soon if all are in flight.
-            pause = POLL_SECONDS if wait is None else min(max(float(wait), 0.002), POLL_SECONDS)
+            # Released slots are not announced: look again when the next is due to free (less what we may take
+            # ahead), or soon if all are in flight (a lease end is far off; a release comes any moment).
+            if wait is None or float(wait) > MAX_SLEEP + self.reserve_ahead:
+                pause = POLL_SECONDS
+            else:
+                pause = max(float(wait) - self.reserve_ahead, 0.002)
+                pause = pause if self.reserve_ahead else min(pause, POLL_SECONDS)
             with self._wake:
                 self._wake.wait(pause)
 
-    def release(self, slot: int, holder: str) -> None:
-        """Give the slot back; it cools down before anyone takes it again."""
-        params = {"credential": self.credential, "slot": slot, "holder": holder, "cooldown": self.cooldown}
-        self._run(
-            lambda conn: conn.execute(
+    def release(self, slot: int, holder: str, completed: float | None = None) -> None:
+        """Give the slot back; it cools down before anyone takes it again.
+
+        :param completed: ``time.monotonic()`` when the slot's request completed (default: now); the cooldown
+            counts from then.
+        """
+        completed = time.monotonic() if completed is None else completed
+        params = {"credential": self.credential, "slot": slot, "holder": holder}
+
+        def free(conn: Any) -> list[tuple]:
+            # Measured just before the statement leaves, so the database's clock_timestamp() (later still) minus it
+            # is never earlier than the completion: the cooldown is never shortened.
+            since = time.monotonic() - completed
+            return conn.execute(
                 "UPDATE pogo_invoiced_sync_limits.slots SET holder = NULL, held_until = NULL, "
                 "free_at = clock_timestamp() + %(cooldown)s * interval '1 second' "
-                "WHERE credential = %(credential)s AND slot = %(slot)s AND holder = %(holder)s",
-                params,
-            )
-        )
-        with self._wake:
-            self._wake.notify_all()  # threads of this process may take it after the cooldown
+                "WHERE credential = %(credential)s AND slot = %(slot)s AND holder = %(holder)s RETURNING slot",
+                {**params, "cooldown": max(self.cooldown - since, 0.0) if self.cooldown else 0.0},
+            ).fetchall()
+
+        self._run(free)
+        if not self.cooldown:
+            with self._wake:
+                self._wake.notify_all()  # free now: threads of this process may take it
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[float]:
@@ -199,8 +254,9 @@ class SharedSlots:
         try:
             yield waited
         finally:
+            completed = time.monotonic()
             try:
-                self.release(slot, holder)
+                self.release(slot, holder, completed)
             except Exception:  # the lease frees it; a failed release must not hide the request's own outcome
                 log.warning(
                     "could not release a shared API slot; it frees itself within %.0f s", self.lease, exc_info=True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -53,6 +54,78 @@ def test_a_released_rate_slot_cools_down_before_it_is_taken_again(postgres_dsn):
             assert waited >= 0.9
     finally:
         limiter.close()
+
+
+@pytest.mark.parametrize("cooldown", [1.0, 0.0], ids=["rate", "in_flight"])
+def test_releasing_a_slot_logs_no_warning(postgres_dsn, caplog, cooldown):
+    limiter = SharedSlots(lambda: psycopg.connect(postgres_dsn), _credential(), 2, cooldown=cooldown)
+    try:
+        with caplog.at_level(logging.WARNING, logger="pogo_invoiced_sync.clients.shared_limits"), limiter.slot():
+            pass
+    finally:
+        limiter.close()
+
+    assert caplog.records == []
+
+
+def test_a_waiter_reserves_a_cooling_slot_and_starts_only_once_it_is_free(postgres_dsn):
+    connect = lambda: psycopg.connect(postgres_dsn)  # noqa: E731
+    credential = _credential()
+    limiter = SharedSlots(connect, credential, 1, cooldown=1.0, reserve_ahead=2.0)
+    reserved: list[dict] = []
+    try:
+        with limiter.slot():
+            completed = time.time()  # the request's end: the limiter marks its completion after this
+        watcher = threading.Timer(0.3, lambda: reserved.extend(slot_state(connect, credential)))
+        watcher.start()
+        with limiter.slot():
+            started = time.time()
+        watcher.join()
+    finally:
+        limiter.close()
+
+    assert reserved[0]["holder"] is not None  # taken while it still cooled down
+    assert started >= completed + 1.0
+
+
+def test_a_released_rate_slot_cools_from_when_its_request_completed(postgres_dsn):
+    connect = lambda: psycopg.connect(postgres_dsn)  # noqa: E731
+    credential = _credential()
+    limiter = rate_limiter(connect, credential, 1)
+    try:
+        slot, holder, _ = limiter.acquire()
+        limiter.release(slot, holder, completed=time.monotonic() - 0.6)  # the release reached us late
+        with connect() as conn:
+            due = conn.execute(
+                "SELECT extract(epoch FROM free_at - clock_timestamp()) FROM pogo_invoiced_sync_limits.slots "
+                "WHERE credential = %s",
+                (credential,),
+            ).fetchone()[0]
+    finally:
+        limiter.close()
+
+    assert 0 < due < 0.5
+
+
+def test_threads_of_one_process_on_a_rate_limiter_never_start_more_than_the_limit_in_any_second(postgres_dsn):
+    limiter = rate_limiter(lambda: psycopg.connect(postgres_dsn), _credential(), 3)
+    starts: list[float] = []
+
+    def work() -> None:
+        for _ in range(3):
+            with limiter.slot():
+                starts.append(time.time())
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=work) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    limiter.close()
+
+    assert len(starts) == 15
+    assert max_in_window(starts) <= 3
 
 
 def test_a_slot_held_by_a_vanished_process_is_free_once_its_lease_ends(postgres_dsn):
