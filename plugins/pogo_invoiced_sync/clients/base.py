@@ -2,7 +2,7 @@
 
 A client is built from a plain settings object and owns everything between a method call and the HTTP exchange:
 a ``requests`` session per thread (sessions are not thread-safe), the credentials, TLS verification, timeouts,
-a retry loop that honours ``Retry-After`` and repeats only what is safe to repeat, and counters of
+a retry loop (tenacity) that honours ``Retry-After`` and repeats only what is safe to repeat, and counters of
 what it did. It imports nothing from Airflow; the hooks build clients from Airflow connections.
 """
 
@@ -21,6 +21,7 @@ from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
+import tenacity
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
@@ -464,7 +465,7 @@ class ApiClient:
         not_found_ok: bool,
         authenticate: bool,
     ) -> requests.Response | None:
-        """The retry loop of :meth:`request`: failures that may be repeated are, with backoff."""
+        """The retry loop of :meth:`request`: tenacity repeats failures that may be repeated, with backoff."""
         method = method.upper()
         url = self.url_for(endpoint, params)
         split = urlsplit(url)
@@ -494,34 +495,45 @@ class ApiClient:
                         "%s %s %s was refused (HTTP %s); renewing the token once", self.system, method, path, status
                     )
 
-        # A plain loop: tenacity cost about 50 µs of CPU per call (a Retrying built per call), for the same steps.
-        while True:
-            try:
-                return attempt()
-            except _Retry as failure:
-                if attempts >= max_attempts:
-                    raise RetryableApiError(
-                        self.system,
-                        failure.status,
-                        f"{failure.message} (gave up after {attempts} attempts)",
-                        method=method,
-                        path=path,
-                        body=failure.body,
-                    ) from None
-                pause = self._backoff(attempts, failure.wait)
-                with self._stats_lock:
-                    self._retries += 1
-                self.log.warning(
-                    "%s %s %s failed (%s); attempt %d/%d, retrying in %.2f s",
-                    self.system,
-                    method,
-                    path,
-                    failure.message,
-                    attempts,
-                    max_attempts,
-                    pause,
-                )
-                time.sleep(pause)
+        # tenacity (as Airflow's own providers use it); a Retrying per call costs about 50 µs of CPU, well under
+        # 1 % of a call's time, for one well-known retry loop instead of our own.
+        def wait(state: tenacity.RetryCallState) -> float:
+            failure = state.outcome.exception() if state.outcome else None
+            return self._backoff(state.attempt_number, getattr(failure, "wait", None))
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            with self._stats_lock:
+                self._retries += 1
+            self.log.warning(
+                "%s %s %s failed (%s); attempt %d/%d, retrying in %.2f s",
+                self.system,
+                method,
+                path,
+                getattr(failure, "message", failure),
+                state.attempt_number,
+                max_attempts,
+                state.next_action.sleep if state.next_action else 0.0,
+            )
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Retry),
+            stop=tenacity.stop_after_attempt(max_attempts),
+            wait=wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Retry as failure:
+            raise RetryableApiError(
+                self.system,
+                failure.status,
+                f"{failure.message} (gave up after {attempts} attempts)",
+                method=method,
+                path=path,
+                body=failure.body,
+            ) from None
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with jitter; an honoured ``Retry-After`` replaces it (capped at ``max_retry_after``)."""
