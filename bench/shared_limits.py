@@ -13,6 +13,7 @@ import multiprocessing
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +23,7 @@ for _path in (ROOT / "plugins", ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from pogo_invoiced_sync.clients.shared_limits import SharedSlots  # noqa: E402
+from pogo_invoiced_sync.clients.shared_limits import SharedSlots, in_flight_limiter  # noqa: E402
 
 
 def connector(dsn: str):
@@ -47,6 +48,32 @@ def take_slots(
                 spans.append((start, time.time()))
     finally:
         slots.close()
+    return spans
+
+
+def keep_slots_in_threads(dsn: str, credential: str, limit: int, threads: int, calls: int, hold: float) -> list:
+    """``threads`` threads making ``calls`` requests each inside keep(); the (start, end) of every request."""
+    limiter = in_flight_limiter(connector(dsn), credential, limit)
+    spans: list[tuple[float, float]] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(calls):
+            with limiter.slot():
+                start = time.time()
+                time.sleep(hold)
+                with lock:
+                    spans.append((start, time.time()))
+
+    try:
+        with limiter.keep():
+            workers = [threading.Thread(target=work) for _ in range(threads)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+    finally:
+        limiter.close()
     return spans
 
 

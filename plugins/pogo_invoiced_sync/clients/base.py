@@ -9,6 +9,7 @@ what it did. It imports nothing from Airflow; the hooks build clients from Airfl
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import email.utils
 import json
@@ -328,6 +329,11 @@ class ApiClient:
         if self._limiter_override is None:
             self._limiter_override = self._default_limiter()
         return self._limiter_override
+
+    def keep_slots(self) -> contextlib.AbstractContextManager[None]:
+        """A scope in which a writer's threads keep their in-flight slots across calls (limits shared only)."""
+        keep = getattr(self.limiter, "keep", None)
+        return keep() if keep is not None else contextlib.nullcontext()
 
     def _default_limiter(self) -> Limiter:
         """The process-wide limiter of this credential."""

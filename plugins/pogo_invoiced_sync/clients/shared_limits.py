@@ -23,6 +23,12 @@ Two refinements keep a per-second budget close to its floor without ever looseni
   answer arrived). The take's round trip and the sleeper's wake-up then overlap the cooldown instead of adding to
   it. Only one thread per process and limiter waits at the database; the others queue behind it in the process.
 
+An in-flight budget can be *kept* (:meth:`SharedSlots.keep`): inside that scope a thread keeps its slot for up to
+``KEEP_SECONDS`` across consecutive requests instead of taking and releasing it around each one, which saves two
+statements per request on a writer's fan-out (a slot held between two requests is idle, never over the limit). At
+the end of the keep time the slot is released, so other processes waiting for the key get their turn; the scope's
+end releases every kept slot at once.
+
 Times come from the database clock (``clock_timestamp()``), so hosts with skewed clocks agree. A slot is taken with
 a *lease* (``held_until``): a worker that dies while holding one frees it when the lease ends, without anyone's help.
 Keys are credential fingerprints (hashes), never secrets.
@@ -45,6 +51,7 @@ MAX_CONNECTIONS = 4  # per limiter and process
 POLL_SECONDS = 0.05  # longest sleep between two looks at a credential whose slots are all in flight
 RESERVE_AHEAD = 0.1  # a per-second budget's waiter takes a cooling slot this long before it frees (see above)
 MAX_SLEEP = 1.0  # longest sleep until a cooling slot is due
+KEEP_SECONDS = 1.0  # how long a thread keeps an in-flight slot across requests inside keep() (far below the lease)
 
 # The statements below name the schema literally (``pogo_invoiced_sync_limits``, as SCHEMA): fixed SQL text, values
 # only as parameters.
@@ -94,6 +101,10 @@ class SharedSlots:
         # With reservations one thread per process waits at the database: slots come at most `limit` per second,
         # and a crowd of pollers would only cost the database's time (and this process's GIL).
         self._gate: threading.Lock | None = threading.Lock() if self.reserve_ahead else None
+        # keep(): scopes open in this process, and the slot each thread keeps (slot, holder, kept until).
+        self._keeping = 0
+        self._kept: dict[int, tuple[int, str, float]] = {}
+        self._kept_lock = threading.Lock()
 
     # -- the database ------------------------------------------------------------------------------------------
 
@@ -168,13 +179,19 @@ class SharedSlots:
         started = time.monotonic()
         holder = str(uuid.uuid4())
         with self._gate or contextlib.nullcontext():
-            slot, due = self._take(holder)
+            slot, due, _ = self._take(holder)
         if due > 0:
             time.sleep(due)  # a reserved slot: the database said it frees in `due` seconds, counted from its answer
         return slot, holder, time.monotonic() - started
 
-    def _take(self, holder: str) -> tuple[int, float]:
-        """Take the slot that became (or becomes, within ``reserve_ahead``) free the earliest; it and its wait."""
+    def _take(
+        self, holder: str, adopt: Callable[[], tuple[int, str, float] | None] | None = None
+    ) -> tuple[int, float, tuple[int, str, float] | None]:
+        """Take the slot that became (or becomes, within ``reserve_ahead``) free the earliest; it and its wait.
+
+        ``adopt``, asked between two looks at the database, may hand over a slot this process already holds (a kept
+        one gone idle): it is returned as the third element.
+        """
         params = {
             "credential": self.credential,
             "limit": self.limit,
@@ -201,7 +218,9 @@ class SharedSlots:
                 ).fetchall()
             )
             if rows:
-                return rows[0][0], float(rows[0][1])
+                return rows[0][0], float(rows[0][1]), None
+            if adopt is not None and (kept := adopt()) is not None:
+                return kept[0], 0.0, kept
             # Otherwise: how long until the next one is free (a held slot counts from the end of its lease).
             wait = self._run(
                 lambda conn: conn.execute(
@@ -250,17 +269,77 @@ class SharedSlots:
     @contextlib.contextmanager
     def slot(self) -> Iterator[float]:
         """Hold a slot for the duration of one request; yields the seconds waited."""
+        if self._keeping and not self.cooldown:
+            with self._kept_slot() as waited:
+                yield waited
+            return
         slot, holder, waited = self.acquire()
         try:
             yield waited
         finally:
-            completed = time.monotonic()
-            try:
-                self.release(slot, holder, completed)
-            except Exception:  # the lease frees it; a failed release must not hide the request's own outcome
-                log.warning(
-                    "could not release a shared API slot; it frees itself within %.0f s", self.lease, exc_info=True
-                )
+            self._release_quietly(slot, holder, time.monotonic())
+
+    def _release_quietly(self, slot: int, holder: str, completed: float | None = None) -> None:
+        try:
+            self.release(slot, holder, completed)
+        except Exception:  # the lease frees it; a failed release must not hide the request's own outcome
+            log.warning("could not release a shared API slot; it frees itself within %.0f s", self.lease, exc_info=True)
+
+    @contextlib.contextmanager
+    def keep(self) -> Iterator[None]:
+        """Within this scope an in-flight slot stays with its thread across requests (see the module's doc).
+
+        A per-second budget is never kept: its slots must cool down after every request.
+        """
+        with self._kept_lock:
+            self._keeping += 1
+        try:
+            yield
+        finally:
+            with self._kept_lock:
+                self._keeping -= 1
+                kept = list(self._kept.values()) if not self._keeping else []
+                if not self._keeping:
+                    self._kept.clear()
+            for slot, holder, _until in kept:
+                self._release_quietly(slot, holder)
+
+    def _adopt_idle(self) -> tuple[int, str, float] | None:
+        """Take over a slot another thread of this process kept and is not using (None if there is none)."""
+        with self._kept_lock:
+            return self._kept.pop(next(iter(self._kept))) if self._kept else None
+
+    @contextlib.contextmanager
+    def _kept_slot(self) -> Iterator[float]:
+        """A kept slot (this thread's, or an idle one of another), if within its keep time; else a fresh one, kept."""
+        me = threading.get_ident()
+        with self._kept_lock:
+            kept = self._kept.pop(me, None)
+        # Every slot in the table is idle (its thread is between requests): one is taken over, also while waiting,
+        # or a thread gone idle would hold it while this one waits for slots other processes keep the same way.
+        kept = kept or self._adopt_idle()
+        waited = 0.0
+        if kept is not None and time.monotonic() >= kept[2]:
+            self._release_quietly(kept[0], kept[1])  # kept long enough: others waiting for the key get a turn
+            kept = None
+        if kept is None:
+            started = time.monotonic()
+            holder = str(uuid.uuid4())
+            slot, _due, adopted = self._take(holder, self._adopt_idle)  # an in-flight slot is never reserved ahead
+            waited = time.monotonic() - started
+            kept = adopted or (slot, holder, time.monotonic() + KEEP_SECONDS)
+        try:
+            yield waited
+        finally:
+            with self._kept_lock:
+                if self._keeping:
+                    self._kept[me] = kept
+                    kept = None
+            if kept is None:
+                with self._wake:
+                    self._wake.notify_all()  # a thread of this process waiting for a slot may adopt this one
+            else:  # the scope ended during the request: give the slot back now
+                self._release_quietly(kept[0], kept[1])
 
 
 def rate_limiter(connect: Callable[[], Any], credential: str, per_second: float, lease: float = 120.0) -> SharedSlots:

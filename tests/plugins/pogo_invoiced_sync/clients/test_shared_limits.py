@@ -10,7 +10,7 @@ import uuid
 import psycopg
 import pytest
 
-from bench.shared_limits import call_api, in_parallel, max_in_window, max_overlap, take_slots
+from bench.shared_limits import call_api, in_parallel, keep_slots_in_threads, max_in_window, max_overlap, take_slots
 from pogo_invoiced_sync.clients.shared_limits import SharedSlots, in_flight_limiter, rate_limiter, slot_state
 
 
@@ -215,3 +215,38 @@ def test_a_released_slot_is_given_back_without_a_warning(postgres_dsn, caplog):
         assert [r.getMessage() for r in caplog.records] == []
     finally:
         limiter.close()
+
+
+def test_a_thread_keeping_its_in_flight_slot_takes_it_from_the_database_once_for_consecutive_requests(postgres_dsn):
+    connect = lambda: psycopg.connect(postgres_dsn)  # noqa: E731
+    credential = _credential()
+    limiter = in_flight_limiter(connect, credential, 2)
+    try:
+        with limiter.keep():
+            with limiter.slot():
+                first = [s["holder"] for s in slot_state(connect, credential) if s["holder"]]
+            with limiter.slot():
+                second = [s["holder"] for s in slot_state(connect, credential) if s["holder"]]
+    finally:
+        limiter.close()
+
+    assert len(first) == 1
+    assert second == first  # the same holder: no release and take between the two requests
+
+
+def test_kept_in_flight_slots_are_all_free_once_the_keep_scope_ends(postgres_dsn):
+    connect = lambda: psycopg.connect(postgres_dsn)  # noqa: E731
+    credential = _credential()
+
+    keep_slots_in_threads(postgres_dsn, credential, 3, 3, 4, 0.01)
+
+    assert [s["holder"] for s in slot_state(connect, credential)] == [None, None, None]
+
+
+def test_processes_keeping_their_in_flight_slots_never_hold_more_than_the_limit_at_once(postgres_dsn):
+    credential = "shared-keep-" + _credential()
+    results = in_parallel(keep_slots_in_threads, [(postgres_dsn, credential, 3, 3, 8, 0.05)] * 3)
+
+    spans = [span for spans in results for span in spans]
+    assert len(spans) == 72
+    assert max_overlap(spans) <= 3
