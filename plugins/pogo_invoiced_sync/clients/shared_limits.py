@@ -101,9 +101,9 @@ class SharedSlots:
         # With reservations one thread per process waits at the database: slots come at most `limit` per second,
         # and a crowd of pollers would only cost the database's time (and this process's GIL).
         self._gate: threading.Lock | None = threading.Lock() if self.reserve_ahead else None
-        # keep(): scopes open in this process, and the slot each thread keeps (slot, holder, kept until).
+        # keep(): scopes open in this process, and the kept slots no request is using (slot, holder, kept until).
         self._keeping = 0
-        self._kept: dict[int, tuple[int, str, float]] = {}
+        self._kept: list[tuple[int, str, float]] = []
         self._kept_lock = threading.Lock()
 
     # -- the database ------------------------------------------------------------------------------------------
@@ -287,37 +287,36 @@ class SharedSlots:
 
     @contextlib.contextmanager
     def keep(self) -> Iterator[None]:
-        """Within this scope an in-flight slot stays with its thread across requests (see the module's doc).
+        """Within this scope in-flight slots are kept across requests for ``KEEP_SECONDS`` (see the module's doc).
 
         A per-second budget is never kept: its slots must cool down after every request.
         """
         with self._kept_lock:
             self._keeping += 1
+        kept: list[tuple[int, str, float]] = []
         try:
             yield
         finally:
             with self._kept_lock:
                 self._keeping -= 1
-                kept = list(self._kept.values()) if not self._keeping else []
                 if not self._keeping:
-                    self._kept.clear()
+                    kept, self._kept = self._kept, []
             for slot, holder, _until in kept:
                 self._release_quietly(slot, holder)
 
     def _adopt_idle(self) -> tuple[int, str, float] | None:
-        """Take over a slot another thread of this process kept and is not using (None if there is none)."""
+        """A kept slot no request of this process is using (None if there is none)."""
         with self._kept_lock:
-            return self._kept.pop(next(iter(self._kept))) if self._kept else None
+            return self._kept.pop() if self._kept else None
 
     @contextlib.contextmanager
     def _kept_slot(self) -> Iterator[float]:
-        """A kept slot (this thread's, or an idle one of another), if within its keep time; else a fresh one, kept."""
-        me = threading.get_ident()
-        with self._kept_lock:
-            kept = self._kept.pop(me, None)
-        # Every slot in the table is idle (its thread is between requests): one is taken over, also while waiting,
-        # or a thread gone idle would hold it while this one waits for slots other processes keep the same way.
-        kept = kept or self._adopt_idle()
+        """An idle kept slot, if within its keep time; else a fresh one, kept.
+
+        Kept slots belong to no thread: any thread takes an idle one, also while it waits at the database, or a
+        thread gone idle would hold its slot while another waits for slots other processes keep the same way.
+        """
+        kept = self._adopt_idle()
         waited = 0.0
         if kept is not None and time.monotonic() >= kept[2]:
             self._release_quietly(kept[0], kept[1])  # kept long enough: others waiting for the key get a turn
@@ -333,7 +332,7 @@ class SharedSlots:
         finally:
             with self._kept_lock:
                 if self._keeping:
-                    self._kept[me] = kept
+                    self._kept.append(kept)
                     kept = None
             if kept is None:
                 with self._wake:

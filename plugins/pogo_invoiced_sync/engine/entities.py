@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Protocol
 
 from pogo_invoiced_sync.clients.errors import PermanentApiError
@@ -19,11 +20,15 @@ Page = list[dict[str, Any]]
 
 
 class ApiClientLike(Protocol):
-    """What the engine needs of any API client: its call counters."""
+    """What the engine needs of any API client: its call counters and a scope for a writer's fan-out."""
 
     @property
     def stats(self) -> dict[str, Any]:
         """Calls by method and status, retries, waits (``calls_total`` among them)."""
+        ...
+
+    def keep_slots(self) -> AbstractContextManager[None]:
+        """A scope in which a writer's threads keep their in-flight slots across calls."""
         ...
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -211,9 +210,8 @@ def _upsert(
     # the API never waits for the link store.
     # With shared limits a worker keeps its in-flight slot across calls (two statements fewer per call); the
     # scope's end, after the pool's, gives every kept slot back.
-    keep = getattr(client, "keep_slots", None)
     with (
-        keep() if keep is not None else contextlib.nullcontext(),
+        client.keep_slots(),
         ThreadPoolExecutor(max_workers=max_workers) as pool,
         Progress(log, f"upsert to {target}", unit="items", total=len(items)) as progress,
     ):
